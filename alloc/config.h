@@ -1,0 +1,39 @@
+// Compile-time configuration of mslab. Every knob is #ifndef-guarded so that a
+// build (CMake option) or a test can override it. Depends on nothing.
+//
+//   MSLAB_CHECK_LEVEL   0 off   : no input validation beyond what costs nothing
+//                       1 cheap : O(1) checks on every free (foreign pointer,
+//                                 interior pointer, double free). Default.
+//                       2 full  : also the expensive checks and the validate()
+//                                 walks; CI's sanitizer builds use it.
+//   MSLAB_MAX_CACHES    caches that may exist at once (each owns a slot in
+//                       every thread's cache table). Default 4096.
+#pragma once
+
+#ifndef MSLAB_CHECK_LEVEL
+#define MSLAB_CHECK_LEVEL 1
+#endif
+
+#ifndef MSLAB_MAX_CACHES
+#define MSLAB_MAX_CACHES 4096
+#endif
+
+#if defined(__GNUC__)
+#define MSLAB_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MSLAB_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MSLAB_NOINLINE __attribute__((noinline))
+#define MSLAB_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MSLAB_LIKELY(x) (x)
+#define MSLAB_UNLIKELY(x) (x)
+#define MSLAB_NOINLINE
+#define MSLAB_ALWAYS_INLINE inline
+#endif
+
+namespace mslab {
+
+inline constexpr int kCheckLevel = MSLAB_CHECK_LEVEL;
+inline constexpr bool kCheapChecks = kCheckLevel >= 1;
+inline constexpr bool kFullChecks = kCheckLevel >= 2;
+
+}  // namespace mslab

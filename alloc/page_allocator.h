@@ -1,0 +1,142 @@
+// The page allocator: a buddy allocator of blocks of 2^order pages, order 0
+// (4 KiB) to kMaxOrder = 9 (2 MiB), over 2 MiB-aligned chunks reserved from
+// the OS. A chunk is one order-9 block, so buddies never straddle chunks and
+// every wholly free chunk is a free 2 MiB block — the figure the
+// defragmenter raises.
+//
+// Invariants (checked by validate()):
+//   free_pages(chunk) == sum of 2^order over the free blocks in the chunk
+//   no two free buddies of the same order exist (they would have merged)
+//   purged_pages(chunk) == pages of the chunk whose kPurged flag is set
+// Depends on: platform, chunk_map, meta_pool, error.
+#pragma once
+
+#include <boost/intrusive/list.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "alloc/chunk_map.h"
+
+namespace mslab {
+
+/// What an allocated block is used for; recorded on every page of it so that
+/// any interior address leads to its owner in O(1).
+enum class BlockKind : std::uint8_t { kNone = 0, kRaw, kSlab, kLarge };
+
+namespace detail {
+
+enum class PageState : std::uint8_t { kFreeInside = 0, kFreeHead, kUsedHead, kUsedInside };
+
+inline constexpr std::uint8_t kPagePurged = 1;  // page's memory given back to the OS
+inline constexpr std::uint8_t kPageDirty = 2;   // free head: some page may be resident
+
+// One per 4 KiB page, 32 bytes, kept out of line (in ChunkDesc) so that free
+// memory is never touched and can stay purged.
+struct PageDesc {
+  boost::intrusive::list_member_hook<> free_hook;  // free_lists_[order] while a free head
+  char* block;                                     // start of the block this page belongs to
+  std::uint32_t freed_at_ms;                       // free head: when it was freed
+  std::uint8_t order;                              // head: order of its block
+  PageState state;
+  BlockKind kind;       // used pages: what the block is used for
+  std::uint8_t flags;   // kPagePurged, kPageDirty
+};
+static_assert(sizeof(PageDesc) == 32);
+
+class PageAllocatorImpl;
+
+struct ChunkDesc {
+  PageDesc pages[kPagesPerChunk];
+  boost::intrusive::list_member_hook<> chunk_hook;  // the owner's list of chunks
+  char* base;
+  PageAllocatorImpl* owner;
+  std::uint32_t free_pages;    // pages in free blocks
+  std::uint32_t purged_pages;  // pages with kPagePurged
+};
+
+/// The descriptor of the page holding `p`, or nullptr if mslab does not own
+/// it. Lock-free, any thread (see chunk_of()).
+inline PageDesc* page_desc_of(const void* p) noexcept {
+  ChunkDesc* chunk = chunk_of(p);
+  if (chunk == nullptr) return nullptr;
+  const auto offset = reinterpret_cast<std::uintptr_t>(p) & (kChunkSize - 1);
+  return &chunk->pages[offset >> kPageShift];
+}
+
+}  // namespace detail
+
+/// When free memory goes back to the OS. The defaults avoid map/unmap
+/// thrash: two wholly free chunks stay reserved, others are unmapped once
+/// they have been free for 100 ms; free blocks of 64 KiB or more give their
+/// pages back (MADV_DONTNEED) once free for 10 ms. Zero delays act at once.
+struct PagePolicy {
+  std::size_t retain_free_chunks = 2;   // wholly free chunks kept mapped
+  std::uint32_t release_delay_ms = 100;  // then unmapped after this long free
+  unsigned purge_order = 4;              // free blocks >= this order are purged …
+  std::uint32_t purge_delay_ms = 10;     // … once free this long
+  std::size_t max_chunks = 0;            // cap on chunks held (0 = none)
+};
+
+struct PageStats {
+  std::size_t free_blocks[kMaxOrder + 1];  // free blocks per order
+  std::size_t chunks_reserved;             // chunks mapped now
+  std::size_t chunks_resident;             // chunks with at least one unpurged page
+  std::size_t bytes_in_use;                // in allocated blocks
+  std::size_t bytes_free;                  // in free blocks (resident or purged)
+  std::size_t bytes_purged;                // free and given back to the OS
+  std::uint64_t chunks_mapped_total;       // chunks ever reserved
+  std::uint64_t chunks_released_total;     // chunks ever unmapped
+
+  /// Free 2 MiB blocks held (= wholly free, still reserved chunks).
+  std::size_t free_2m_blocks() const noexcept { return free_blocks[kMaxOrder]; }
+};
+
+/// A buddy allocator instance. The process-wide one is global(); tests make
+/// their own. All members are thread-safe (one internal lock, never held
+/// across a call into another layer). Member functions never throw.
+class PageAllocator {
+ public:
+  explicit PageAllocator(const PagePolicy& policy = {}) noexcept;
+  /// Unmaps every chunk. Blocks still allocated must no longer be used.
+  ~PageAllocator();
+  PageAllocator(const PageAllocator&) = delete;
+  PageAllocator& operator=(const PageAllocator&) = delete;
+
+  /// The process-wide allocator used by slab caches unless told otherwise.
+  /// Never destroyed (safe during exit handlers).
+  static PageAllocator& global() noexcept;
+
+  /// Allocates a block of 2^order pages, aligned to its size. `kind` is
+  /// recorded for owner lookups. Returns nullptr when out of memory, and
+  /// reports kInvalidArgument (then returns nullptr) for order > kMaxOrder.
+  /// May block (lock, mmap).
+  void* alloc(unsigned order, BlockKind kind = BlockKind::kRaw) noexcept;
+
+  /// Frees a block from alloc() with the same `order`; it merges with free
+  /// buddies. A pointer that is not the start of a block of this allocator,
+  /// a wrong order or a second free is reported (error.h) and ignored.
+  void free(void* block, unsigned order) noexcept;
+
+  /// Applies the policy now: purges and releases what is due, or, with
+  /// `force`, everything the policy would eventually give back (the reserve
+  /// of free chunks is kept, but purged). Returns the bytes given back.
+  std::size_t collect(bool force = false) noexcept;
+
+  PageStats stats() const noexcept;
+  PagePolicy policy() const noexcept;
+  void set_policy(const PagePolicy& policy) noexcept;
+
+  /// True if `p` lies in a chunk of this allocator.
+  bool owns(const void* p) const noexcept;
+
+  /// Full consistency walk (see the invariants above). Reports kCorruption
+  /// and returns false at the first broken one. O(pages); takes the lock.
+  bool validate() const noexcept;
+
+ private:
+  detail::PageAllocatorImpl* impl_;
+};
+
+}  // namespace mslab

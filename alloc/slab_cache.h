@@ -1,0 +1,235 @@
+// Slab caches: fixed-size objects carved out of page-allocator blocks.
+//
+// A cache is created with a name, an object size, an alignment and an
+// optional constructor. alloc() and free() run on a per-thread fast path
+// (no locks, no atomics) while the calling thread has an active slab with
+// free slots; the slow paths take the cache's lock. Any thread may free any
+// object (cross-thread frees go through a lock-free stack in the slab).
+//
+// Slab order rule: the smallest order (0–9) whose slab holds at least 8
+// objects while wasting at most 1/8 of its bytes (header, links and the
+// unusable tail together); if no order does, the order with the least
+// waste. Allocation prefers the fullest partial slab, so sparse slabs drain;
+// empty slabs beyond `empty_reserve` go back to the page allocator at once.
+//
+// Constructor semantics (as kmem_cache): the constructor runs once per
+// object when its slab is created; objects must be freed in a constructed
+// state. The allocator never writes an object's memory.
+//
+// Depends on: error, page_allocator, slab, thread_heap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "alloc/error.h"
+#include "alloc/page_allocator.h"
+#include "alloc/slab.h"
+#include "alloc/thread_heap.h"
+
+namespace mslab {
+
+using Constructor = void (*)(void* object, void* arg);
+
+inline constexpr std::size_t kMaxObjectSize = 256 * 1024;
+inline constexpr std::size_t kMaxObjectAlign = kPageSize;
+inline constexpr std::size_t kMaxCacheName = 31;
+inline constexpr unsigned kPartialBuckets = 8;     // occupancy classes of partial slabs
+inline constexpr unsigned kOccupancyBins = 11;     // stats histogram: 0 %, (0,10] … (90,100] %
+
+struct CacheOptions {
+  const char* name = "";          // copied, at most kMaxCacheName characters kept
+  std::size_t object_size = 0;    // 1 … kMaxObjectSize
+  std::size_t align = 0;          // power of two ≤ 4096; 0 = 8 below 16 bytes, else 16
+  Constructor ctor = nullptr;     // optional, see above
+  void* ctor_arg = nullptr;
+  std::size_t empty_reserve = 1;  // empty slabs kept for reuse
+  PageAllocator* pages = nullptr; // nullptr: PageAllocator::global()
+};
+
+struct CacheError {
+  ErrorCode code;
+  const char* message;  // static string
+};
+
+struct CacheStats {
+  std::size_t object_size, stride, objects_per_slab, slab_bytes;
+  unsigned slab_order;
+  std::size_t live_objects;  // allocated and not freed (exact when no thread allocates)
+  std::size_t slabs, slabs_active, slabs_partial, slabs_full, slabs_empty, slabs_isolated;
+  std::size_t occupancy[kOccupancyBins];  // slabs by live/capacity
+  std::size_t bytes_reserved;             // slabs × slab_bytes
+  std::uint64_t slabs_created, slabs_freed;
+};
+
+struct DestroyReport {
+  std::size_t live_objects;  // objects never freed; their memory is gone now
+  std::size_t slabs;         // slabs given back
+};
+
+class SlabCache {
+ public:
+  /// Creates a cache. Invalid options (size 0 or above kMaxObjectSize, an
+  /// alignment that is not a power of two or above 4096, a null name) and
+  /// running out of memory or cache ids return nullptr and fill `*error`
+  /// — never a crash. Thread-safe.
+  static SlabCache* create(const CacheOptions& options, CacheError* error = nullptr) noexcept;
+
+  /// Frees every slab and the cache itself, and returns the objects still
+  /// live (their memory is gone: pointers to them must not be used). The
+  /// caller guarantees that no thread uses the cache any more; other
+  /// threads' per-thread state for it is dropped. Thread-safe otherwise.
+  DestroyReport destroy() noexcept;
+
+  /// Returns an object, or nullptr when out of memory. Thread-safe; lock-free
+  /// while the thread's active slab has free slots, else takes the cache lock
+  /// and may block in the page allocator.
+  void* alloc() noexcept;
+
+  /// Frees an object of this cache; any thread, lock-free except when the
+  /// slab changes list. A null pointer is ignored. A foreign pointer (not
+  /// from this cache), an interior pointer or a double free is reported
+  /// (error.h) and the call has no effect.
+  void free(void* object) noexcept;
+
+  /// Allocation that bypasses the per-thread cache: takes one object from
+  /// the fullest partial slab under the cache lock. For relocation targets
+  /// (the moved copy lands in a dense slab) and for exiting threads.
+  void* alloc_direct() noexcept;
+
+  /// Detaches the calling thread's active slab of this cache, so that its
+  /// free slots are visible to other threads and to the defragmenter.
+  void flush_thread_cache() noexcept;
+
+  CacheStats stats() const noexcept;
+  const char* name() const noexcept { return name_; }
+  std::size_t object_size() const noexcept { return object_size_; }
+
+  /// Full consistency walk of the detached slabs: links, free counts, list
+  /// placement. Reports kCorruption and returns false on the first fault.
+  bool validate() const noexcept;
+
+  /// The cache that owns `p` (any address inside a slab), or nullptr. O(1).
+  static SlabCache* cache_of(const void* p) noexcept;
+
+  // --- Slab-level operations for the defragmenter (design §3) -----------
+
+  /// Isolates a detached slab: nothing is allocated from it until
+  /// release_isolated(); frees into it still work. Returns false for an
+  /// active or already isolated slab. Takes the cache lock.
+  bool isolate(detail::Slab* slab) noexcept;
+
+  /// Ends isolation. An empty slab goes back to the page allocator at once
+  /// (returns true); otherwise it rejoins the lists. Takes the cache lock.
+  bool release_isolated(detail::Slab* slab) noexcept;
+
+  /// Writes the allocated objects of `slab` to `out` (at most out.size())
+  /// and returns how many there are. Reads only slab metadata, never object
+  /// memory; lock-free. Exact for an isolated slab up to frees racing in.
+  static std::size_t allocated_objects(const detail::Slab* slab, std::span<void*> out) noexcept;
+
+  /// Calls `fn(slab)` for every detached, non-isolated slab under the cache
+  /// lock (fn must not call back into this cache).
+  template <class Fn>
+  void for_each_detached_slab(Fn&& fn) const noexcept;
+
+ private:
+  SlabCache() = default;
+  using SlabList = boost::intrusive::list<
+      detail::Slab,
+      boost::intrusive::member_hook<detail::Slab, boost::intrusive::list_member_hook<>, &detail::Slab::hook>,
+      boost::intrusive::constant_time_size<true>>;
+
+  void* alloc_slow() noexcept;
+  void free_remote(detail::Slab* slab, std::uint16_t index) noexcept;
+  void free_invalid(void* object, detail::Slab* slab) noexcept;
+  detail::Slab* new_slab() noexcept;
+  void delete_slab_locked(detail::Slab* slab) noexcept;
+  detail::Slab* take_partial_locked() noexcept;
+  void activate_locked(detail::Slab* slab, std::uintptr_t token) noexcept;
+  void detach_locked(detail::Slab* slab) noexcept;
+  void relist_locked(detail::Slab* slab) noexcept;
+  void link_locked(detail::Slab* slab, detail::SlabList list, unsigned bucket) noexcept;
+  void unlink_locked(detail::Slab* slab) noexcept;
+  SlabList& list_for(detail::SlabList list, unsigned bucket) noexcept;
+  unsigned bucket_for(std::size_t live) const noexcept { return static_cast<unsigned>(live * kPartialBuckets / capacity_); }
+  bool crossing(std::uint64_t w) const noexcept;
+
+  friend void detail::flush_heap(detail::ThreadHeap* heap) noexcept;
+  friend struct SlabCacheTestAccess;
+
+  // --- immutable after create()
+  char name_[kMaxCacheName + 1];
+  std::size_t object_size_;
+  std::uint32_t stride_;
+  std::uint32_t objects_offset_;  // from the slab start
+  std::uint64_t recip_;            // ceil(2^42 / stride_): index = offset * recip_ >> 42
+  std::uint16_t capacity_;
+  std::uint8_t order_;
+  std::uint32_t id_;
+  std::uint64_t serial_;
+  Constructor ctor_;
+  void* ctor_arg_;
+  std::size_t empty_reserve_;
+  PageAllocator* pages_;
+
+  // --- guarded by lock_
+  mutable std::mutex lock_;
+  SlabList active_, full_, empty_, isolated_;
+  SlabList partial_[kPartialBuckets];
+  std::uint64_t slabs_created_ = 0, slabs_freed_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Fast paths.
+
+inline constexpr unsigned kRecipShift = 42;
+
+inline void* SlabCache::alloc() noexcept {
+  detail::ThreadHeap* heap = detail::tl_heap;
+  if (MSLAB_LIKELY(heap != nullptr)) {
+    detail::ThreadHeap::Entry& e = heap->entries[id_];
+    detail::Slab* s = e.active;
+    if (MSLAB_LIKELY(s != nullptr && e.serial == serial_)) {
+      const std::uint16_t i = s->local_head;
+      if (MSLAB_LIKELY(i != detail::kNil)) {
+        s->local_head = s->link(i);
+        s->set_link(i, detail::kAllocated);
+        s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) - 1),
+                             std::memory_order_relaxed);
+        return s->object(i);
+      }
+    }
+  }
+  return alloc_slow();
+}
+
+inline void SlabCache::free(void* object) noexcept {
+  detail::Slab* s = detail::slab_of(object);
+  if (MSLAB_UNLIKELY(s == nullptr || s->cache != this)) return free_invalid(object, s);
+  const std::size_t offset = static_cast<std::size_t>(static_cast<char*>(object) - s->objects);
+  const std::size_t i = static_cast<std::size_t>((offset * recip_) >> kRecipShift);
+  if (MSLAB_UNLIKELY(i >= capacity_ || i * stride_ != offset)) return free_invalid(object, s);
+  detail::ThreadHeap* heap = detail::tl_heap;
+  if (MSLAB_LIKELY(heap != nullptr && s->owner.load(std::memory_order_relaxed) == heap->token())) {
+    // Our own active slab: only this thread touches its local list.
+    if (kCheapChecks && MSLAB_UNLIKELY(s->link(i) != detail::kAllocated)) return free_invalid(object, s);
+    s->set_link(i, s->local_head);
+    s->local_head = static_cast<std::uint16_t>(i);
+    s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) + 1),
+                         std::memory_order_relaxed);
+    return;
+  }
+  free_remote(s, static_cast<std::uint16_t>(i));
+}
+
+template <class Fn>
+void SlabCache::for_each_detached_slab(Fn&& fn) const noexcept {
+  std::lock_guard guard(lock_);
+  for (const SlabList& list : partial_)
+    for (const detail::Slab& s : list) fn(const_cast<detail::Slab*>(&s));
+  for (const detail::Slab& s : full_) fn(const_cast<detail::Slab*>(&s));
+}
+
+}  // namespace mslab
