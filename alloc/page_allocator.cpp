@@ -105,6 +105,7 @@ ChunkDesc* PageAllocatorImpl::map_chunk() noexcept {
   new (chunk) ChunkDesc{};
   chunk->base = base;
   chunk->owner = this;
+  chunk->free_pages = kPagesPerChunk;
   if (!chunk_map_set(base, chunk)) {
     chunk->~ChunkDesc();
     meta_free(chunk, sizeof(ChunkDesc));
