@@ -80,7 +80,7 @@ class PageAllocatorImpl {
   void mark_used(ChunkDesc* chunk, std::size_t index, unsigned order, BlockKind kind) noexcept;
   void purge_block(ChunkDesc* chunk, PageDesc& head) noexcept;
   std::size_t maintain(std::uint32_t now, bool force) noexcept;
-  bool check_free(ChunkDesc* chunk, void* block, unsigned order) noexcept;
+  const char* check_free(ChunkDesc* chunk, void* block, unsigned order, ErrorCode* code) noexcept;
 
   mutable std::mutex lock_;
   PagePolicy policy_;
@@ -180,31 +180,37 @@ void* PageAllocatorImpl::alloc(unsigned order, BlockKind kind) noexcept {
   return chunk->base + (index << kPageShift);
 }
 
-bool PageAllocatorImpl::check_free(ChunkDesc* chunk, void* block, unsigned order) noexcept {
+// Why freeing `block` with `order` is invalid, or nullptr if it is valid.
+// Caller holds the lock; the report is made after unlocking, so that an error
+// handler may allocate.
+const char* PageAllocatorImpl::check_free(ChunkDesc* chunk, void* block, unsigned order, ErrorCode* code) noexcept {
+  *code = ErrorCode::kInvalidArgument;
   if (chunk == nullptr || chunk->owner != this) {
-    report_error(ErrorCode::kForeignPointer, nullptr, block, "page block not from this page allocator");
-    return false;
+    *code = ErrorCode::kForeignPointer;
+    return "page block not from this page allocator";
   }
   const PageDesc& page = chunk->pages[page_index(chunk, block)];
   if (page.state == PageState::kFreeHead || page.state == PageState::kFreeInside) {
-    report_error(ErrorCode::kDoubleFree, nullptr, block, "page block is already free");
-    return false;
+    *code = ErrorCode::kDoubleFree;
+    return "page block is already free";
   }
   if (page.block != block) {
-    report_error(ErrorCode::kInteriorPointer, nullptr, block, "pointer is inside a page block");
-    return false;
+    *code = ErrorCode::kInteriorPointer;
+    return "pointer is inside a page block";
   }
-  if (page.order != order) {
-    report_error(ErrorCode::kInvalidArgument, nullptr, block, "page block freed with the wrong order");
-    return false;
-  }
-  return true;
+  if (page.order != order) return "page block freed with the wrong order";
+  return nullptr;
 }
 
 void PageAllocatorImpl::free(void* block, unsigned order) noexcept {
-  std::lock_guard guard(lock_);
+  std::unique_lock guard(lock_);
   ChunkDesc* chunk = chunk_of(block);
-  if (!check_free(chunk, block, order)) return;
+  ErrorCode code;
+  if (const char* problem = check_free(chunk, block, order, &code)) {
+    guard.unlock();
+    report_error(code, nullptr, block, problem);
+    return;
+  }
   std::size_t index = page_index(chunk, block);
   const std::size_t pages = std::size_t{1} << order;
   for (std::size_t i = 0; i < pages; ++i) {

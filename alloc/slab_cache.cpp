@@ -37,7 +37,7 @@ CacheError validate_options(const CacheOptions& o, std::size_t* align) noexcept 
   if (o.object_size == 0) return {ErrorCode::kInvalidArgument, "object size is zero"};
   if (o.object_size > kMaxObjectSize) return {ErrorCode::kInvalidArgument, "object size above 256 KiB"};
   std::size_t a = o.align;
-  if (a == 0) a = o.object_size < 16 ? 8 : 16;
+  if (a == 0) a = o.object_size % 16 == 0 ? 16 : 8;
   if (!is_power_of_two(a)) return {ErrorCode::kInvalidArgument, "alignment is not a power of two"};
   if (a > kMaxObjectAlign) return {ErrorCode::kInvalidArgument, "alignment above 4096"};
   *align = a;

@@ -7,9 +7,9 @@
 // object (cross-thread frees go through a lock-free stack in the slab).
 //
 // Slab order rule: the smallest order (0–9) whose slab holds at least 8
-// objects while wasting at most 1/8 of its bytes (header, links and the
-// unusable tail together); if no order does, the order with the least
-// waste. Allocation prefers the fullest partial slab, so sparse slabs drain;
+// objects while wasting at most 1/8 of its bytes (header, padding and the
+// unusable tail; each object also costs a 2-byte link); if no order does,
+// the order with the least waste. Allocation prefers the fullest partial slab, so sparse slabs drain;
 // empty slabs beyond `empty_reserve` go back to the page allocator at once.
 //
 // Constructor semantics (as kmem_cache): the constructor runs once per
@@ -41,7 +41,7 @@ inline constexpr unsigned kOccupancyBins = 11;     // stats histogram: 0 %, (0,1
 struct CacheOptions {
   const char* name = "";          // copied, at most kMaxCacheName characters kept
   std::size_t object_size = 0;    // 1 … kMaxObjectSize
-  std::size_t align = 0;          // power of two ≤ 4096; 0 = 8 below 16 bytes, else 16
+  std::size_t align = 0;          // power of two ≤ 4096; 0 = 16 for multiples of 16, else 8
   Constructor ctor = nullptr;     // optional, see above
   void* ctor_arg = nullptr;
   std::size_t empty_reserve = 1;  // empty slabs kept for reuse

@@ -20,7 +20,7 @@ SlabGeometry geometry_for_order(unsigned order, std::size_t stride, std::size_t 
     if (offset + capacity * stride <= bytes) break;
     --capacity;
   }
-  return SlabGeometry{order, stride, capacity, offset, bytes - capacity * stride};
+  return SlabGeometry{order, stride, capacity, offset, bytes - capacity * (stride + sizeof(std::uint16_t))};
 }
 
 }  // namespace
