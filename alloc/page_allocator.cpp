@@ -215,6 +215,7 @@ void PageAllocatorImpl::free(void* block, unsigned order) noexcept {
   const std::size_t pages = std::size_t{1} << order;
   for (std::size_t i = 0; i < pages; ++i) {
     chunk->pages[index + i].state = PageState::kFreeInside;
+    chunk->pages[index + i].kind = BlockKind::kNone;  // slab_of() relies on it
     chunk->pages[index + i].block = nullptr;
   }
   chunk->free_pages += static_cast<std::uint32_t>(pages);

@@ -13,11 +13,14 @@
 // A slab is either *active* (owned by one thread: it allocates from its
 // local list without atomics) or *detached* (owned by no thread). Frees from
 // other threads, and every free into a detached slab, push onto the
-// lock-free `xfree` stack. Invariants:
-//   active:   capacity == live + local_count + xfree.count
-//   detached: capacity == live + xfree.count        (local list is empty)
-// so the allocated slots are exactly those whose link is kAllocated, and an
-// object free in a thread's cache is never counted live. A slab active for a
+// lock-free `xfree` stack. A thread that frees several objects into one
+// slab it does not own chains them privately through the same links first
+// ("pending" frees) and pushes the chain with one CAS. Invariants:
+//   active:   capacity == live + local_count + xfree.count + pending
+//   detached: capacity == live + xfree.count + pending   (local list empty)
+// The allocated slots are exactly those whose link is kAllocated: an object
+// free in a thread's local or pending list is never counted live. A slab is
+// only freed when xfree.count == capacity, so never under a pending chain. A slab active for a
 // thread is never isolated; an isolated slab (defrag) is detached and nothing
 // allocates from it, while frees into it still work.
 // Depends on: config, page_allocator.
@@ -90,12 +93,6 @@ struct alignas(64) Slab {
   void set_link(std::size_t i, std::uint16_t v) noexcept { links()[i].store(v, std::memory_order_relaxed); }
 
   void* object(std::size_t i) const noexcept { return objects + i * stride; }
-
-  /// Live objects now (exact for detached slabs; a snapshot for active ones).
-  std::size_t live() const noexcept {
-    const std::uint64_t w = xfree.load(std::memory_order_acquire);
-    return capacity - local_count.load(std::memory_order_relaxed) - XFree::count(w);
-  }
 };
 
 static_assert(sizeof(Slab) == 128);
@@ -103,7 +100,8 @@ static_assert(sizeof(Slab) == 128);
 /// The slab holding `p`, or nullptr if `p` is not in a slab. O(1), lock-free.
 inline Slab* slab_of(const void* p) noexcept {
   const PageDesc* page = page_desc_of(p);
-  if (page == nullptr || page->kind != BlockKind::kSlab || page->state < PageState::kUsedHead) return nullptr;
+  // kind is kSlab only on the pages of a live slab (reset when freed).
+  if (page == nullptr || page->kind != BlockKind::kSlab) return nullptr;
   return reinterpret_cast<Slab*>(page->block);
 }
 

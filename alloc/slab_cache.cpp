@@ -8,10 +8,12 @@
 //   empty_      detached, no live object (at most empty_reserve_ kept)
 //   isolated_   detached and isolated by the defragmenter
 // A detached slab's place is a function of its xfree word (relist_locked).
-// Lock-free remote frees change that word; a free whose push would move the
-// slab to another list ("crossing") takes the lock *before* pushing, which
+// Lock-free pushes change that word; a push that moves the slab from full to
+// partial or to empty (a "crossing") takes the lock *before* pushing, which
 // keeps the slab alive until it has been relisted: a slab is only freed when
-// empty, and the freer still holds a live object until its push.
+// empty, and the freer still holds a live object until its push. Partial
+// buckets are refiled lazily: frees only lower a detached slab's occupancy,
+// so a slab's bucket is an upper bound, corrected when the slab is chosen.
 #include "alloc/slab_cache.h"
 
 #include <cstring>
@@ -70,6 +72,7 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
   cache->recip_ = ((std::uint64_t{1} << kRecipShift) + g.stride - 1) / g.stride;
   cache->capacity_ = static_cast<std::uint16_t>(g.capacity);
   cache->order_ = static_cast<std::uint8_t>(g.order);
+  cache->slab_mask_ = ~static_cast<std::uintptr_t>(order_bytes(g.order) - 1);
   cache->ctor_ = options.ctor;
   cache->ctor_arg_ = options.ctor_arg;
   cache->empty_reserve_ = options.empty_reserve;
@@ -92,7 +95,7 @@ DestroyReport SlabCache::destroy() noexcept {
     auto drain = [&](SlabList& list) {
       while (!list.empty()) {
         Slab* s = &list.front();
-        report.live_objects += s->live();
+        report.live_objects += count_allocated(s);
         ++report.slabs;
         delete_slab_locked(s);
       }
@@ -105,7 +108,7 @@ DestroyReport SlabCache::destroy() noexcept {
   }
   // The calling thread's own entry may point at a freed slab: clear it now
   // (other threads' entries are ignored through the serial).
-  if (ThreadHeap* heap = detail::tl_heap) heap->entries[id_] = ThreadHeap::Entry{nullptr, 0};
+  if (ThreadHeap* heap = detail::tl_heap) heap->entries[id_] = ThreadHeap::Entry{};
   this->~SlabCache();
   detail::meta_free(this, sizeof(SlabCache));
   return report;
@@ -192,19 +195,32 @@ void SlabCache::relist_locked(Slab* s) noexcept {
   }
 }
 
-// Would pushing one more free onto a detached slab with word `w` move it to
-// another list?
-bool SlabCache::crossing(std::uint64_t w) const noexcept {
+// Would pushing `n` frees onto a slab with word `w` move it from the full
+// list or onto the empty list?
+bool SlabCache::crossing(std::uint64_t w, std::uint32_t n) const noexcept {
   if (!(w & XFree::kDetached)) return false;
   const std::uint32_t c = XFree::count(w);
-  if (c == 0 || c + 1 == capacity_) return true;
-  return bucket_for(capacity_ - c) != bucket_for(capacity_ - c - 1);
+  return c == 0 || c + n == capacity_;
 }
 
-// Takes the fullest partial slab, else an empty one; nullptr if none.
+std::size_t SlabCache::count_allocated(const Slab* s) noexcept {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < s->capacity; ++i) n += s->link(i) == kAllocated;
+  return n;
+}
+
+// Takes the fullest partial slab, else an empty one; nullptr if none. Slabs
+// found below their bucket (frees since they were filed) are refiled.
 Slab* SlabCache::take_partial_locked() noexcept {
-  for (unsigned b = kPartialBuckets; b-- > 0;)
-    if (!partial_[b].empty()) return &partial_[b].front();
+  for (unsigned b = kPartialBuckets; b-- > 0;) {
+    while (!partial_[b].empty()) {
+      Slab* s = &partial_[b].front();
+      const std::uint32_t free_count = XFree::count(s->xfree.load(std::memory_order_acquire));
+      const unsigned actual = bucket_for(capacity_ - free_count);
+      if (actual >= b) return s;
+      link_locked(s, detail::SlabList::kPartial, actual);
+    }
+  }
   if (!empty_.empty()) return &empty_.front();
   return nullptr;
 }
@@ -248,9 +264,8 @@ void SlabCache::detach_locked(Slab* s) noexcept {
 void* SlabCache::alloc_slow() noexcept {
   ThreadHeap* heap = detail::tl_heap;
   if (heap == nullptr && (heap = detail::create_thread_heap()) == nullptr) return alloc_direct();
-  ThreadHeap::Entry& e = heap->entries[id_];
-  if (e.serial != serial_) e = ThreadHeap::Entry{nullptr, serial_};  // stale entry of a destroyed cache
-  if (heap->max_id_used <= id_) heap->max_id_used = id_ + 1;
+  ThreadHeap::Entry& e = entry_of(heap);
+  if (e.pending != nullptr) flush_pending(e);  // its slots become reusable
 
   Slab* s = e.active;
   while (s != nullptr) {
@@ -325,35 +340,89 @@ void* SlabCache::alloc_direct() noexcept {
 // ---------------------------------------------------------------------------
 // Frees.
 
-void SlabCache::free_remote(Slab* s, std::uint16_t i) noexcept {
+// This thread's entry for this cache; resets an entry left by a destroyed
+// cache that had the same id.
+ThreadHeap::Entry& SlabCache::entry_of(ThreadHeap* heap) noexcept {
+  ThreadHeap::Entry& e = heap->entries[id_];
+  if (e.serial != serial_) e = ThreadHeap::Entry{nullptr, serial_, nullptr, 0, 0, 0, 0};
+  if (heap->max_id_used <= id_) heap->max_id_used = id_ + 1;
+  return e;
+}
+
+// A free into a slab this thread does not own. Consecutive frees into the
+// same slab are chained privately (the slots are already free: their links
+// are no longer kAllocated) and pushed together when the thread frees into
+// another slab, allocates on its slow path, flushes or exits — or at once
+// when the chain completes the slab's free set.
+void SlabCache::free_other(Slab* s, std::uint16_t i) noexcept {
+  // Claim the slot. At full checks the claim is a CAS, so that two threads
+  // freeing one object cannot both succeed.
+  std::uint16_t expected = kAllocated;
+  const bool claimed = kFullChecks ? s->links()[i].compare_exchange_strong(expected, kNil, std::memory_order_relaxed)
+                                   : (!kCheapChecks || s->link(i) == kAllocated);
+  if (MSLAB_UNLIKELY(!claimed)) {
+    report_error(ErrorCode::kDoubleFree, name_, s->object(i), "object is already free");
+    return;
+  }
+  ThreadHeap* heap = detail::tl_heap;
+  if (MSLAB_UNLIKELY(heap == nullptr)) {  // exiting thread, or never allocated: push alone
+    s->set_link(i, kNil);
+    push_chain(s, i, i, 1);
+    return;
+  }
+  ThreadHeap::Entry& e = entry_of(heap);
+  if (e.pending == s) {
+    s->set_link(i, e.pending_head);
+    e.pending_head = i;
+    ++e.pending_count;
+  } else {
+    if (e.pending != nullptr) flush_pending(e);
+    s->set_link(i, kNil);
+    e.pending = s;
+    e.pending_head = e.pending_tail = i;
+    e.pending_count = 1;
+    e.pending_base = static_cast<std::uint16_t>(XFree::count(s->xfree.load(std::memory_order_relaxed)));
+  }
+  // Push at once when the chain completes the slab's free set as last seen,
+  // so an emptied slab goes back without waiting (frees by other threads
+  // since then are caught by the push's own empty check).
+  if (e.pending_base + e.pending_count == capacity_) flush_pending(e);
+}
+
+void SlabCache::flush_pending(ThreadHeap::Entry& e) noexcept {
+  push_chain(e.pending, e.pending_head, e.pending_tail, e.pending_count);
+  e.pending = nullptr;
+  e.pending_count = 0;
+}
+
+// Pushes the chain head … tail (n slots, linked through the slab's links)
+// onto the slab's xfree stack.
+void SlabCache::push_chain(Slab* s, std::uint16_t head, std::uint16_t tail, std::uint32_t n) noexcept {
   std::unique_lock<std::mutex> guard(lock_, std::defer_lock);
   std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
-  bool first = true;
   for (;;) {
-    if (!guard.owns_lock() && crossing(w)) {
+    if (!guard.owns_lock() && crossing(w, n)) {
       guard.lock();
       w = s->xfree.load(std::memory_order_relaxed);
       continue;
     }
-    if (first) {
-      // Claim the slot: only one free of it may succeed (cheap double-free
-      // detection even between threads).
-      std::uint16_t expected = kAllocated;
-      if (!s->links()[i].compare_exchange_strong(expected, XFree::head(w), std::memory_order_relaxed)) {
-        if (guard.owns_lock()) guard.unlock();
-        report_error(ErrorCode::kDoubleFree, name_, s->object(i), "object is already free");
-        return;
-      }
-      first = false;
-    } else {
-      s->set_link(i, XFree::head(w));
-    }
-    const std::uint64_t nw = XFree::make(i, XFree::count(w) + 1, XFree::flags(w));
-    // release: publishes links[i]; pairs with the acquire exchange in
-    // activate_locked()/alloc_slow() and the loads of allocated_objects().
+    s->set_link(tail, XFree::head(w));
+    const std::uint64_t nw = XFree::make(head, XFree::count(w) + n, XFree::flags(w));
+    // release: publishes the chain's links; pairs with the acquire exchange
+    // in activate_locked()/alloc_slow() and the acquire in allocated_objects().
     if (s->xfree.compare_exchange_weak(w, nw, std::memory_order_release, std::memory_order_relaxed)) break;
   }
   if (guard.owns_lock()) relist_locked(s);
+}
+
+// Hands back everything the thread holds of this cache (flush, thread exit).
+void SlabCache::flush_entry(ThreadHeap::Entry& e) noexcept {
+  if (e.pending != nullptr) flush_pending(e);
+  if (e.active != nullptr) {
+    std::lock_guard guard(lock_);
+    detach_locked(e.active);
+    e.active = nullptr;
+  }
 }
 
 void SlabCache::free_invalid(void* object, Slab* s) noexcept {
@@ -377,13 +446,7 @@ void SlabCache::free_invalid(void* object, Slab* s) noexcept {
 }
 
 void SlabCache::flush_thread_cache() noexcept {
-  ThreadHeap* heap = detail::tl_heap;
-  if (heap == nullptr) return;
-  ThreadHeap::Entry& e = heap->entries[id_];
-  if (e.serial != serial_ || e.active == nullptr) return;
-  std::lock_guard guard(lock_);
-  detach_locked(e.active);
-  e.active = nullptr;
+  if (ThreadHeap* heap = detail::tl_heap) flush_entry(entry_of(heap));
 }
 
 // ---------------------------------------------------------------------------
@@ -441,7 +504,7 @@ CacheStats SlabCache::stats() const noexcept {
   st.slab_bytes = order_bytes(order_);
   auto count = [&](const SlabList& list, std::size_t& bucket_count) {
     for (const Slab& s : list) {
-      const std::size_t live = s.live();
+      const std::size_t live = count_allocated(&s);
       st.live_objects += live;
       ++st.occupancy[live == 0 ? 0 : 1 + (live * 10 - 1) / capacity_];
       ++bucket_count;
@@ -485,9 +548,9 @@ bool SlabCache::validate() const noexcept {
     const std::size_t free_count = XFree::count(w);
     if (want == detail::SlabList::kFull && free_count != 0) return fail(&s, "slab on the full list has free slots");
     if (want == detail::SlabList::kEmpty && free_count != capacity_) return fail(&s, "slab on the empty list has live objects");
-    if (want == detail::SlabList::kPartial && (free_count == 0 || free_count == capacity_ ||
-                                               bucket_for(capacity_ - free_count) != s.bucket))
-      return fail(&s, "partial slab is in the wrong bucket");
+    if (want == detail::SlabList::kPartial &&
+        (free_count == 0 || free_count == capacity_ || bucket_for(capacity_ - free_count) > s.bucket))
+      return fail(&s, "partial slab is filed below its occupancy bucket");
     return true;
   };
   for (const SlabList& list : partial_)

@@ -142,7 +142,11 @@ class SlabCache {
       boost::intrusive::constant_time_size<true>>;
 
   void* alloc_slow() noexcept;
-  void free_remote(detail::Slab* slab, std::uint16_t index) noexcept;
+  void free_other(detail::Slab* slab, std::uint16_t index) noexcept;
+  void push_chain(detail::Slab* slab, std::uint16_t head, std::uint16_t tail, std::uint32_t n) noexcept;
+  void flush_pending(detail::ThreadHeap::Entry& e) noexcept;
+  void flush_entry(detail::ThreadHeap::Entry& e) noexcept;
+  detail::ThreadHeap::Entry& entry_of(detail::ThreadHeap* heap) noexcept;
   void free_invalid(void* object, detail::Slab* slab) noexcept;
   detail::Slab* new_slab() noexcept;
   void delete_slab_locked(detail::Slab* slab) noexcept;
@@ -154,7 +158,8 @@ class SlabCache {
   void unlink_locked(detail::Slab* slab) noexcept;
   SlabList& list_for(detail::SlabList list, unsigned bucket) noexcept;
   unsigned bucket_for(std::size_t live) const noexcept { return static_cast<unsigned>(live * kPartialBuckets / capacity_); }
-  bool crossing(std::uint64_t w) const noexcept;
+  bool crossing(std::uint64_t w, std::uint32_t n) const noexcept;
+  static std::size_t count_allocated(const detail::Slab* slab) noexcept;
 
   friend void detail::flush_heap(detail::ThreadHeap* heap) noexcept;
   friend struct SlabCacheTestAccess;
@@ -164,6 +169,7 @@ class SlabCache {
   std::size_t object_size_;
   std::uint32_t stride_;
   std::uint32_t objects_offset_;  // from the slab start
+  std::uintptr_t slab_mask_;       // ~(slab bytes - 1): slabs are aligned to their size
   std::uint64_t recip_;            // ceil(2^42 / stride_): index = offset * recip_ >> 42
   std::uint16_t capacity_;
   std::uint8_t order_;
@@ -198,7 +204,7 @@ inline void* SlabCache::alloc() noexcept {
         s->set_link(i, detail::kAllocated);
         s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) - 1),
                              std::memory_order_relaxed);
-        return s->object(i);
+        return reinterpret_cast<char*>(s) + objects_offset_ + std::size_t{i} * stride_;
       }
     }
   }
@@ -206,9 +212,16 @@ inline void* SlabCache::alloc() noexcept {
 }
 
 inline void SlabCache::free(void* object) noexcept {
-  detail::Slab* s = detail::slab_of(object);
-  if (MSLAB_UNLIKELY(s == nullptr || s->cache != this)) return free_invalid(object, s);
-  const std::size_t offset = static_cast<std::size_t>(static_cast<char*>(object) - s->objects);
+  // Slabs are aligned to their size, so the slab (if `object` is ours) is
+  // found by masking; the page map only confirms it. The two loads are
+  // independent, so they overlap instead of adding up.
+  const auto addr = reinterpret_cast<std::uintptr_t>(object);
+  auto* s = reinterpret_cast<detail::Slab*>(addr & slab_mask_);
+  const detail::PageDesc* page = detail::page_desc_of(object);
+  if (MSLAB_UNLIKELY(page == nullptr || page->block != reinterpret_cast<char*>(s) ||
+                     page->kind != BlockKind::kSlab || s->cache != this))
+    return free_invalid(object, detail::slab_of(object));
+  const std::size_t offset = addr - reinterpret_cast<std::uintptr_t>(s) - objects_offset_;
   const std::size_t i = static_cast<std::size_t>((offset * recip_) >> kRecipShift);
   if (MSLAB_UNLIKELY(i >= capacity_ || i * stride_ != offset)) return free_invalid(object, s);
   detail::ThreadHeap* heap = detail::tl_heap;
@@ -221,7 +234,7 @@ inline void SlabCache::free(void* object) noexcept {
                          std::memory_order_relaxed);
     return;
   }
-  free_remote(s, static_cast<std::uint16_t>(i));
+  free_other(s, static_cast<std::uint16_t>(i));
 }
 
 template <class Fn>

@@ -14,7 +14,7 @@
 
 namespace mslab::detail {
 
-thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 
@@ -87,12 +87,8 @@ void flush_heap(ThreadHeap* heap) noexcept {
   std::lock_guard guard(r.lock);
   for (std::uint32_t id = 0; id < heap->max_id_used; ++id) {
     ThreadHeap::Entry& e = heap->entries[id];
-    if (e.active != nullptr && r.caches[id] != nullptr && r.serials[id] == e.serial) {
-      SlabCache* cache = r.caches[id];
-      std::lock_guard cache_guard(cache->lock_);
-      cache->detach_locked(e.active);
-    }
-    e.active = nullptr;
+    if (r.caches[id] != nullptr && r.serials[id] == e.serial) r.caches[id]->flush_entry(e);
+    e = ThreadHeap::Entry{};
   }
 }
 

@@ -19,7 +19,13 @@ namespace mslab::detail {
 struct ThreadHeap {
   struct Entry {
     Slab* active;          // nullptr: none
-    std::uint64_t serial;  // serial of the cache that owns `active`
+    std::uint64_t serial;  // serial of the cache these fields belong to
+    // Frees into one slab that is not ours, chained through the slab's links
+    // and pushed onto its xfree with one CAS when the thread moves on to
+    // another slab (see SlabCache::free_other).
+    Slab* pending;
+    std::uint16_t pending_head, pending_tail, pending_count;
+    std::uint16_t pending_base;  // the slab's xfree count when the chain began
   };
   std::uint32_t max_id_used;  // highest id with an entry + 1 (bounds the flush walk)
   Entry entries[MSLAB_MAX_CACHES];
@@ -29,7 +35,7 @@ struct ThreadHeap {
 };
 
 /// This thread's heap, or nullptr before its first allocation.
-extern thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec")));
+extern constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec")));
 
 /// Creates this thread's heap and arranges its flush at thread exit.
 /// Returns nullptr when out of memory. Not async-signal-safe.
