@@ -135,12 +135,14 @@ Slab* SlabCache::new_slab() noexcept {
   s->xfree.store(XFree::make(kNil, 0, 0), std::memory_order_relaxed);
   if (ctor_ != nullptr)
     for (std::size_t i = 0; i < capacity_; ++i) ctor_(s->object(i), ctor_arg_);
+  detail::poison_object(s->objects, std::size_t{capacity_} * stride_);
   return s;
 }
 
 void SlabCache::delete_slab_locked(Slab* s) noexcept {
   unlink_locked(s);
   ++slabs_freed_;
+  detail::unpoison_object(s, order_bytes(s->order));
   pages_->free(s, s->order);
 }
 
@@ -334,6 +336,7 @@ void* SlabCache::alloc_direct() noexcept {
   }
   s->set_link(i, kAllocated);
   relist_locked(s);
+  detail::unpoison_object(s->object(i), object_size_);
   return s->object(i);
 }
 
@@ -364,6 +367,7 @@ void SlabCache::free_other(Slab* s, std::uint16_t i) noexcept {
     report_error(ErrorCode::kDoubleFree, name_, s->object(i), "object is already free");
     return;
   }
+  detail::poison_object(s->object(i), object_size_);
   ThreadHeap* heap = detail::tl_heap;
   if (MSLAB_UNLIKELY(heap == nullptr)) {  // exiting thread, or never allocated: push alone
     s->set_link(i, kNil);

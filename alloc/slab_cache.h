@@ -25,6 +25,7 @@
 
 #include "alloc/error.h"
 #include "alloc/page_allocator.h"
+#include "alloc/sanitizer.h"
 #include "alloc/slab.h"
 #include "alloc/thread_heap.h"
 
@@ -204,7 +205,9 @@ inline void* SlabCache::alloc() noexcept {
         s->set_link(i, detail::kAllocated);
         s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) - 1),
                              std::memory_order_relaxed);
-        return reinterpret_cast<char*>(s) + objects_offset_ + std::size_t{i} * stride_;
+        char* object = reinterpret_cast<char*>(s) + objects_offset_ + std::size_t{i} * stride_;
+        detail::unpoison_object(object, object_size_);
+        return object;
       }
     }
   }
@@ -228,6 +231,7 @@ inline void SlabCache::free(void* object) noexcept {
   if (MSLAB_LIKELY(heap != nullptr && s->owner.load(std::memory_order_relaxed) == heap->token())) {
     // Our own active slab: only this thread touches its local list.
     if (kCheapChecks && MSLAB_UNLIKELY(s->link(i) != detail::kAllocated)) return free_invalid(object, s);
+    detail::poison_object(object, object_size_);
     s->set_link(i, s->local_head);
     s->local_head = static_cast<std::uint16_t>(i);
     s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) + 1),
