@@ -390,6 +390,16 @@ PagePolicy PageAllocator::policy() const noexcept { return impl_->policy(); }
 void PageAllocator::set_policy(const PagePolicy& policy) noexcept { impl_->set_policy(policy); }
 bool PageAllocator::validate() const noexcept { return impl_->validate(); }
 
+bool PageAllocator::free_block(void* block) noexcept {
+  detail::ChunkDesc* chunk = detail::chunk_of(block);
+  if (chunk == nullptr) return false;
+  const detail::PageDesc& page = *detail::page_desc_of(block);
+  // Racy only for invalid input: a valid caller owns the block.
+  if (page.state != detail::PageState::kUsedHead || page.block != block || page.kind == BlockKind::kSlab) return false;
+  chunk->owner->free(block, page.order);
+  return true;
+}
+
 bool PageAllocator::owns(const void* p) const noexcept {
   detail::ChunkDesc* chunk = detail::chunk_of(p);
   return chunk != nullptr && chunk->owner == impl_;

@@ -119,6 +119,12 @@ class PageAllocator {
   /// a wrong order or a second free is reported (error.h) and ignored.
   void free(void* block, unsigned order) noexcept;
 
+  /// Frees `block` through whichever page allocator owns it, with the order
+  /// it was allocated with. Returns false (and does nothing) if `block` is
+  /// not the start of an allocated block of any page allocator. Slab blocks
+  /// are refused too: they belong to their cache. Thread-safe.
+  static bool free_block(void* block) noexcept;
+
   /// Applies the policy now: purges and releases what is due, or, with
   /// `force`, everything the policy would eventually give back (the reserve
   /// of free chunks is kept, but purged). Returns the bytes given back.

@@ -1,0 +1,89 @@
+// Deferred free: free memory once every RCU reader that might still see it
+// has left its read section — kvfree_rcu for user space.
+//
+// Headless: defer_free(p) needs nothing inside the object (arrays, buffers,
+// slab objects). Pointers are batched into pages of pointers; a batch
+// carries a grace-period cookie, and one whose grace period already elapsed
+// is freed without waiting for another. The freeing runs in one worker
+// thread, never on the caller's path or under the caller's locks. See
+// docs/rcu.md for the flow and the cookie scheme.
+// Depends on: rcu.h, alloc/ (page allocator for the batches, slab lookup
+// to find each pointer's owner).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mslab::rcu {
+
+/// How a deferred pointer is finally freed; nullptr means "by its owner":
+/// its slab cache, its page allocator, else std::free().
+using FreeFn = void (*)(void* object);
+
+/// Queues `p` to be freed after a grace period, by its owner (see FreeFn).
+/// Lock-free for the caller in the common case, and allowed inside a read
+/// section. Blocks only when (a) the pending bytes exceed the limit and the
+/// caller is outside a read section (it waits for the worker), or (b) no
+/// memory is left for a batch: outside a read section the caller then waits
+/// for a grace period and frees `p` itself; inside one it uses a small
+/// static reserve, and only when that too is exhausted reports
+/// kOutOfMemory and leaks `p`. A null `p` is ignored. Thread-safe.
+void defer_free(void* p) noexcept;
+
+/// As defer_free(p), but freed by calling `fn(p)` (on the worker thread).
+void defer_free(void* p, FreeFn fn) noexcept;
+
+namespace detail {
+void free_by_owner(void* p) noexcept;      // slab cache / page allocator / ::operator delete
+void defer_with_size(void* p, FreeFn fn, std::size_t bytes) noexcept;
+template <class T>
+void destroy_then_free(void* p) noexcept {
+  static_cast<T*>(p)->~T();
+  free_by_owner(p);
+}
+}  // namespace detail
+
+/// Typed form: after a grace period, runs ~T() and then frees the memory by
+/// its owner (a slab cache, the page allocator, or ::operator delete for
+/// memory from plain `new`). Same context rules as defer_free().
+template <class T>
+void defer_delete(T* p) noexcept {
+  if (p != nullptr) detail::defer_with_size(p, &detail::destroy_then_free<T>, sizeof(T));
+}
+
+/// Returns once everything queued (by any thread) before the call has been
+/// freed. Blocks for at least one grace period when anything is pending.
+/// Must not be called inside a read section (reported, returns at once).
+void barrier() noexcept;
+
+/// Frees everything pending and stops the worker (also done at normal
+/// process exit). Later deferred frees wait for a grace period and free
+/// directly. Must not be called inside a read section.
+void shutdown() noexcept;
+
+struct DeferredOptions {
+  std::size_t pending_limit_bytes = 64u << 20;  // producers wait above this
+  std::uint32_t flush_interval_us = 1000;       // partial batches are taken after this
+};
+
+/// Replaces the options. Thread-safe; takes effect at the next worker cycle.
+void set_deferred_options(const DeferredOptions& options) noexcept;
+DeferredOptions deferred_options() noexcept;
+
+struct DeferredStats {
+  std::uint64_t queued;              // pointers ever queued
+  std::uint64_t freed;               // pointers ever freed
+  std::uint64_t grace_periods;       // grace periods the worker waited for
+  std::uint64_t batches;             // batches processed
+  std::uint64_t batches_elapsed;     // batches freed without waiting (cookie had elapsed)
+  std::uint64_t producer_waits;      // times a producer waited on the pending limit
+  std::uint64_t emergency_frees;     // pointers freed by the caller after its own grace period
+  std::uint64_t reserve_batches;     // batches taken from the static reserve
+  std::uint64_t leaked;              // pointers lost (no memory, inside a read section)
+  std::size_t pending_bytes;         // queued, not yet freed (in submitted batches)
+  std::size_t peak_pending_bytes;    // the most pending_bytes has been
+};
+
+DeferredStats deferred_stats() noexcept;
+
+}  // namespace mslab::rcu

@@ -1,0 +1,111 @@
+// Thread registration, synchronize() and the TSan annotations (rcu.h).
+#include "rcu/rcu.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "alloc/error.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define MSLAB_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MSLAB_TSAN 1
+#endif
+#endif
+
+#ifdef MSLAB_TSAN
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#endif
+
+namespace mslab::rcu {
+namespace detail {
+
+constinit thread_local bool tl_registered = false;
+constinit thread_local unsigned tl_read_depth = 0;
+
+namespace {
+
+// Readers "release" this token when they leave a section, and an updater
+// "acquires" it after a grace period: for TSan, everything a reader did
+// happens before what the updater does next (e.g. free the object).
+char g_tsan_token;
+
+pthread_key_t g_exit_key;
+
+std::atomic<std::uint64_t> g_gp_started{0};
+std::atomic<std::uint64_t> g_gp_completed{0};
+
+void on_thread_exit(void*) noexcept {
+  if (tl_registered) {
+    urcu_memb_unregister_thread();
+    tl_registered = false;
+  }
+}
+
+}  // namespace
+
+void register_slow() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_key_create(&g_exit_key, on_thread_exit); });
+  urcu_memb_register_thread();
+  tl_registered = true;
+  // A non-null value makes the key's destructor run at thread exit.
+  pthread_setspecific(g_exit_key, &g_tsan_token);
+}
+
+void tsan_reader_release() noexcept {
+#ifdef MSLAB_TSAN
+  __tsan_release(&g_tsan_token);
+#endif
+}
+
+void tsan_updater_acquire() noexcept {
+#ifdef MSLAB_TSAN
+  __tsan_acquire(&g_tsan_token);
+#endif
+}
+
+}  // namespace detail
+
+void unregister_thread() noexcept {
+  if (in_read_section()) {
+    report_error(ErrorCode::kInvalidArgument, nullptr, nullptr, "rcu::unregister_thread() inside a read section");
+    return;
+  }
+  detail::on_thread_exit(nullptr);
+}
+
+void synchronize() noexcept {
+  if (in_read_section()) {
+    report_error(ErrorCode::kInvalidArgument, nullptr, nullptr,
+                 "rcu::synchronize() inside a read section would deadlock");
+    return;
+  }
+  // seq_cst: pairs with the fence in gp_cookie(); a cookie reader that saw
+  // the old value read it before this grace period began.
+  const std::uint64_t mine = detail::g_gp_started.fetch_add(1, std::memory_order_seq_cst) + 1;
+  urcu_memb_synchronize_rcu();
+  detail::tsan_updater_acquire();
+  std::uint64_t done = detail::g_gp_completed.load(std::memory_order_relaxed);
+  while (done < mine &&
+         !detail::g_gp_completed.compare_exchange_weak(done, mine, std::memory_order_release, std::memory_order_relaxed)) {
+  }
+}
+
+std::uint64_t gp_cookie() noexcept {
+  // Orders the caller's unpublishing stores before the load (StoreLoad).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return detail::g_gp_started.load(std::memory_order_relaxed) + 1;
+}
+
+bool gp_elapsed(std::uint64_t cookie) noexcept {
+  if (detail::g_gp_completed.load(std::memory_order_acquire) < cookie) return false;
+  detail::tsan_updater_acquire();
+  return true;
+}
+
+}  // namespace mslab::rcu
