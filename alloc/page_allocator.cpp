@@ -43,6 +43,7 @@ class PageAllocatorImpl {
  public:
   explicit PageAllocatorImpl(const PagePolicy& policy) noexcept : policy_(policy) {}
   ~PageAllocatorImpl() {
+    for (FreeList& list : free_lists_) list.clear();  // before their nodes go
     while (!chunks_.empty()) {
       ChunkDesc& chunk = chunks_.front();
       chunks_.pop_front();
@@ -50,7 +51,7 @@ class PageAllocatorImpl {
     }
   }
 
-  void* alloc(unsigned order, BlockKind kind) noexcept;
+  void* alloc(unsigned order, BlockKind kind, std::uint32_t tag) noexcept;
   void free(void* block, unsigned order) noexcept;
   std::size_t collect(bool force) noexcept {
     std::lock_guard guard(lock_);
@@ -69,15 +70,15 @@ class PageAllocatorImpl {
   }
 
  private:
-  using FreeList = bi::list<PageDesc, bi::member_hook<PageDesc, bi::list_member_hook<>, &PageDesc::free_hook>,
+  using FreeList = bi::list<PageDesc, bi::member_hook<PageDesc, ListHook, &PageDesc::free_hook>,
                             bi::constant_time_size<true>>;
-  using ChunkList = bi::list<ChunkDesc, bi::member_hook<ChunkDesc, bi::list_member_hook<>, &ChunkDesc::chunk_hook>,
+  using ChunkList = bi::list<ChunkDesc, bi::member_hook<ChunkDesc, ListHook, &ChunkDesc::chunk_hook>,
                              bi::constant_time_size<true>>;
 
   ChunkDesc* map_chunk() noexcept;
   void unmap_chunk(ChunkDesc* chunk) noexcept;
   void push_free(ChunkDesc* chunk, std::size_t index, unsigned order, bool dirty, std::uint32_t when) noexcept;
-  void mark_used(ChunkDesc* chunk, std::size_t index, unsigned order, BlockKind kind) noexcept;
+  void mark_used(ChunkDesc* chunk, std::size_t index, unsigned order, BlockKind kind, std::uint32_t tag) noexcept;
   void purge_block(ChunkDesc* chunk, PageDesc& head) noexcept;
   std::size_t maintain(std::uint32_t now, bool force) noexcept;
   const char* check_free(ChunkDesc* chunk, void* block, unsigned order, ErrorCode* code) noexcept;
@@ -140,7 +141,8 @@ void PageAllocatorImpl::push_free(ChunkDesc* chunk, std::size_t index, unsigned 
   if (dirty && order >= policy_.purge_order) ++dirty_blocks_;
 }
 
-void PageAllocatorImpl::mark_used(ChunkDesc* chunk, std::size_t index, unsigned order, BlockKind kind) noexcept {
+void PageAllocatorImpl::mark_used(ChunkDesc* chunk, std::size_t index, unsigned order, BlockKind kind,
+                                  std::uint32_t tag) noexcept {
   char* block = chunk->base + (index << kPageShift);
   const std::size_t pages = std::size_t{1} << order;
   for (std::size_t i = 0; i < pages; ++i) {
@@ -149,6 +151,8 @@ void PageAllocatorImpl::mark_used(ChunkDesc* chunk, std::size_t index, unsigned 
     page.flags = 0;
     page.block = block;
     page.kind = kind;
+    page.tag = tag;
+    chunk->owner_tags[index + i] = owner_tag(kind, tag);
     page.state = i == 0 ? PageState::kUsedHead : PageState::kUsedInside;
   }
   chunk->pages[index].order = static_cast<std::uint8_t>(order);
@@ -156,7 +160,7 @@ void PageAllocatorImpl::mark_used(ChunkDesc* chunk, std::size_t index, unsigned 
   bytes_in_use_ += order_bytes(order);
 }
 
-void* PageAllocatorImpl::alloc(unsigned order, BlockKind kind) noexcept {
+void* PageAllocatorImpl::alloc(unsigned order, BlockKind kind, std::uint32_t tag) noexcept {
   std::lock_guard guard(lock_);
   unsigned k = order;
   while (k <= kMaxOrder && free_lists_[k].empty()) ++k;
@@ -176,7 +180,7 @@ void* PageAllocatorImpl::alloc(unsigned order, BlockKind kind) noexcept {
     --k;
     push_free(chunk, index + (std::size_t{1} << k), k, dirty, when);
   }
-  mark_used(chunk, index, order, kind);
+  mark_used(chunk, index, order, kind, tag);
   return chunk->base + (index << kPageShift);
 }
 
@@ -216,6 +220,7 @@ void PageAllocatorImpl::free(void* block, unsigned order) noexcept {
   for (std::size_t i = 0; i < pages; ++i) {
     chunk->pages[index + i].state = PageState::kFreeInside;
     chunk->pages[index + i].kind = BlockKind::kNone;  // slab_of() relies on it
+    chunk->owner_tags[index + i] = 0;
     chunk->pages[index + i].block = nullptr;
   }
   chunk->free_pages += static_cast<std::uint32_t>(pages);
@@ -267,13 +272,15 @@ std::size_t PageAllocatorImpl::maintain(std::uint32_t now, bool force) noexcept 
     chunks_.erase(chunks_.iterator_to(*chunk));
     unmap_chunk(chunk);
   }
-  if (dirty_blocks_ == 0) return given_back;
+  if (dirty_blocks_ == 0 && !force) return given_back;
   // Scan at most every quarter delay (so blocks go back between 1 and 1.25
   // delays after their free), not on every free.
   const std::uint32_t scan_interval = policy_.purge_delay_ms / 4;
   if (!force && scan_interval != 0 && !elapsed(now, last_purge_scan_ms_, scan_interval)) return given_back;
   last_purge_scan_ms_ = now;
-  for (unsigned order = policy_.purge_order; order <= kMaxOrder; ++order) {
+  // A forced collection gives back every free page, as malloc_trim() and
+  // mi_collect(true) do; the policy's purge_order only paces the timer.
+  for (unsigned order = force ? 0 : policy_.purge_order; order <= kMaxOrder; ++order) {
     for (PageDesc& head : free_lists_[order]) {
       if (!(head.flags & kPageDirty)) continue;
       if (!force && !elapsed(now, head.freed_at_ms, policy_.purge_delay_ms)) continue;
@@ -367,12 +374,12 @@ PageAllocator& PageAllocator::global() noexcept {
   return *instance;
 }
 
-void* PageAllocator::alloc(unsigned order, BlockKind kind) noexcept {
+void* PageAllocator::alloc(unsigned order, BlockKind kind, std::uint32_t tag) noexcept {
   if (order > kMaxOrder) {
     report_error(ErrorCode::kInvalidArgument, nullptr, nullptr, "page order above 9 (2 MiB)");
     return nullptr;
   }
-  return impl_ == nullptr ? nullptr : impl_->alloc(order, kind);
+  return impl_ == nullptr ? nullptr : impl_->alloc(order, kind, tag);
 }
 
 void PageAllocator::free(void* block, unsigned order) noexcept {

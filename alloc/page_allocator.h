@@ -29,15 +29,22 @@ namespace detail {
 
 enum class PageState : std::uint8_t { kFreeInside = 0, kFreeHead, kUsedHead, kUsedInside };
 
+// Intrusive hooks without safe-mode bookkeeping: the lists are private to
+// their owner and validate() checks them.
+using ListHook = boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::normal_link>>;
+
 inline constexpr std::uint8_t kPagePurged = 1;  // page's memory given back to the OS
 inline constexpr std::uint8_t kPageDirty = 2;   // free head: some page may be resident
 
 // One per 4 KiB page, 32 bytes, kept out of line (in ChunkDesc) so that free
 // memory is never touched and can stay purged.
 struct PageDesc {
-  boost::intrusive::list_member_hook<> free_hook;  // free_lists_[order] while a free head
+  ListHook free_hook;  // free_lists_[order] while a free head
   char* block;                                     // start of the block this page belongs to
-  std::uint32_t freed_at_ms;                       // free head: when it was freed
+  union {
+    std::uint32_t freed_at_ms;  // free head: when it was freed
+    std::uint32_t tag;          // used pages: owner tag given to alloc() (slabs: cache id + 1)
+  };
   std::uint8_t order;                              // head: order of its block
   PageState state;
   BlockKind kind;       // used pages: what the block is used for
@@ -47,14 +54,29 @@ static_assert(sizeof(PageDesc) == 32);
 
 class PageAllocatorImpl;
 
+/// A page's owner in one word: block kind (top byte) and tag. Dense (2 KiB
+/// per chunk) so that the free path's ownership check stays in cache.
+constexpr std::uint32_t owner_tag(BlockKind kind, std::uint32_t tag) noexcept {
+  return (static_cast<std::uint32_t>(kind) << 24) | (tag & 0xFFFFFF);
+}
+
 struct ChunkDesc {
   PageDesc pages[kPagesPerChunk];
-  boost::intrusive::list_member_hook<> chunk_hook;  // the owner's list of chunks
+  std::uint32_t owner_tags[kPagesPerChunk];  // owner_tag() of each used page, 0 when free
+  ListHook chunk_hook;  // the owner's list of chunks
   char* base;
   PageAllocatorImpl* owner;
   std::uint32_t free_pages;    // pages in free blocks
   std::uint32_t purged_pages;  // pages with kPagePurged
 };
+
+/// owner_tag() of the page holding `p`; 0 if it is free or not ours.
+inline std::uint32_t owner_tag_of(const void* p) noexcept {
+  ChunkDesc* chunk = chunk_of(p);
+  if (chunk == nullptr) return 0;
+  const auto offset = reinterpret_cast<std::uintptr_t>(p) & (kChunkSize - 1);
+  return chunk->owner_tags[offset >> kPageShift];
+}
 
 /// The descriptor of the page holding `p`, or nullptr if mslab does not own
 /// it. Lock-free, any thread (see chunk_of()).
@@ -108,11 +130,11 @@ class PageAllocator {
   /// Never destroyed (safe during exit handlers).
   static PageAllocator& global() noexcept;
 
-  /// Allocates a block of 2^order pages, aligned to its size. `kind` is
-  /// recorded for owner lookups. Returns nullptr when out of memory, and
-  /// reports kInvalidArgument (then returns nullptr) for order > kMaxOrder.
-  /// May block (lock, mmap).
-  void* alloc(unsigned order, BlockKind kind = BlockKind::kRaw) noexcept;
+  /// Allocates a block of 2^order pages, aligned to its size. `kind` and
+  /// `tag` are recorded on every page for owner lookups. Returns nullptr when
+  /// out of memory, and reports kInvalidArgument (then returns nullptr) for
+  /// order > kMaxOrder. May block (lock, mmap).
+  void* alloc(unsigned order, BlockKind kind = BlockKind::kRaw, std::uint32_t tag = 0) noexcept;
 
   /// Frees a block from alloc() with the same `order`; it merges with free
   /// buddies. A pointer that is not the start of a block of this allocator,
@@ -126,8 +148,9 @@ class PageAllocator {
   static bool free_block(void* block) noexcept;
 
   /// Applies the policy now: purges and releases what is due, or, with
-  /// `force`, everything the policy would eventually give back (the reserve
-  /// of free chunks is kept, but purged). Returns the bytes given back.
+  /// `force`, gives back every free page whatever its order (as malloc_trim
+  /// does) and unmaps the free chunks beyond the reserve (the reserve stays
+  /// mapped, purged). Returns the bytes given back.
   std::size_t collect(bool force = false) noexcept;
 
   PageStats stats() const noexcept;

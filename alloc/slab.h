@@ -1,26 +1,32 @@
 // The slab: one page-allocator block holding `capacity` objects of one cache,
 // with its header in the first bytes of the block.
 //
-// Layout:   [ Slab header | links[capacity] (uint16) | pad | obj 0 | obj 1 | … ]
+// Layout:   [ Slab header | links[capacity] (u16) | states[capacity] (u8) | pad | obj 0 | … ]
 //
 // Free-list links live in the header's links[] array, never inside objects:
 // the allocator never reads or writes an object's memory, so the live objects
 // of a slab can be listed while their owners use them, and objects keep their
 // constructed state across free/alloc (kmem_cache constructor semantics).
 // links[i] is kAllocated while slot i is allocated, otherwise the next slot
-// of whichever free list holds slot i (kNil ends a list).
+// of whichever free list holds it (kNil ends a list). states[i] is kFreed
+// while the slot is freed but still in some thread's free buffer.
 //
-// A slab is either *active* (owned by one thread: it allocates from its
-// local list without atomics) or *detached* (owned by no thread). Frees from
-// other threads, and every free into a detached slab, push onto the
-// lock-free `xfree` stack. A thread that frees several objects into one
-// slab it does not own chains them privately through the same links first
-// ("pending" frees) and pushes the chain with one CAS. Invariants:
-//   active:   capacity == live + local_count + xfree.count + pending
-//   detached: capacity == live + xfree.count + pending   (local list empty)
-// The allocated slots are exactly those whose link is kAllocated: an object
-// free in a thread's local or pending list is never counted live. A slab is
-// only freed when xfree.count == capacity, so never under a pending chain. A slab active for a
+// A slab is either *active* (owned by one thread: it allocates from and
+// frees into its local list without atomics) or *detached* (owned by no
+// thread). A free into any other slab stores states[i] = kFreed — a blind
+// store, no load, so the cache misses of random frees overlap — and goes
+// into the freeing thread's buffer for that cache. A full buffer is flushed
+// under the cache lock: each slot is checked (a double free finds its link
+// no longer kAllocated) and pushed onto its slab's `xfree` list (a CAS for a
+// slab active in another thread, which collects xfree without the lock;
+// plain stores for a detached slab, whose xfree only changes under the lock).
+// Invariants:
+//   active:   capacity == live + local_count + xfree.count + buffered
+//   detached: capacity == live + xfree.count + buffered  (local list empty)
+// Slot i is live exactly when links[i] == kAllocated and states[i] != kFreed:
+// an object free in a thread's local list or buffer is never counted live.
+// A slab is only freed when xfree.count == capacity: never under a buffered
+// free. A slab active for a
 // thread is never isolated; an isolated slab (defrag) is detached and nothing
 // allocates from it, while frees into it still work.
 // Depends on: config, page_allocator.
@@ -44,6 +50,8 @@ namespace detail {
 inline constexpr std::uint16_t kNil = 0xFFFF;        // end of a free list
 inline constexpr std::uint16_t kAllocated = 0xFFFE;  // link of an allocated slot
 inline constexpr std::size_t kMaxSlabObjects = 0xFFFD;
+inline constexpr std::uint8_t kFreed = 1;            // states[i]: freed, in a free buffer
+inline constexpr std::size_t kSlotMetadata = sizeof(std::uint16_t) + sizeof(std::uint8_t);
 
 // The xfree word: head slot (16 bits) | free count (16) | flags.
 struct XFree {
@@ -72,7 +80,7 @@ struct alignas(64) Slab {
   // --- guarded by the cache lock
   SlabList list;
   std::uint8_t bucket;  // partial: occupancy bucket it is filed under
-  boost::intrusive::list_member_hook<> hook;
+  ListHook hook;
 
   // --- owner thread (token of its ThreadHeap; 0 when detached). Written
   // under the cache lock, read lock-free by frees.
@@ -91,6 +99,18 @@ struct alignas(64) Slab {
   }
   std::uint16_t link(std::size_t i) const noexcept { return links()[i].load(std::memory_order_relaxed); }
   void set_link(std::size_t i, std::uint16_t v) noexcept { links()[i].store(v, std::memory_order_relaxed); }
+
+  std::atomic<std::uint8_t>* states() noexcept {
+    return reinterpret_cast<std::atomic<std::uint8_t>*>(links() + capacity);
+  }
+  const std::atomic<std::uint8_t>* states() const noexcept {
+    return reinterpret_cast<const std::atomic<std::uint8_t>*>(links() + capacity);
+  }
+  std::uint8_t state(std::size_t i) const noexcept { return states()[i].load(std::memory_order_relaxed); }
+  void set_state(std::size_t i, std::uint8_t v) noexcept { states()[i].store(v, std::memory_order_relaxed); }
+
+  /// Slot i holds a live object (see the invariants above).
+  bool is_live(std::size_t i) const noexcept { return link(i) == kAllocated && state(i) != kFreed; }
 
   void* object(std::size_t i) const noexcept { return objects + i * stride; }
 };

@@ -7,13 +7,13 @@
 //   full_       detached, no free slot
 //   empty_      detached, no live object (at most empty_reserve_ kept)
 //   isolated_   detached and isolated by the defragmenter
-// A detached slab's place is a function of its xfree word (relist_locked).
-// Lock-free pushes change that word; a push that moves the slab from full to
-// partial or to empty (a "crossing") takes the lock *before* pushing, which
-// keeps the slab alive until it has been relisted: a slab is only freed when
-// empty, and the freer still holds a live object until its push. Partial
-// buckets are refiled lazily: frees only lower a detached slab's occupancy,
-// so a slab's bucket is an upper bound, corrected when the slab is chosen.
+// A detached slab's place is a function of its xfree word (relist_locked),
+// and that word only changes under lock_: frees into slabs a thread does not
+// own are buffered per thread and pushed under the lock (free_other). Only
+// an *active* slab's xfree changes without the lock: its owner collects it
+// with an exchange. Partial buckets are refiled lazily: frees only lower a
+// detached slab's occupancy, so a slab's bucket is an upper bound, corrected
+// when the slab is chosen.
 #include "alloc/slab_cache.h"
 
 #include <cstring>
@@ -26,6 +26,7 @@ namespace mslab {
 
 using detail::kAllocated;
 using detail::kNil;
+using detail::kFreed;
 using detail::Slab;
 using detail::ThreadHeap;
 using detail::XFree;
@@ -82,6 +83,7 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
     detail::meta_free(cache, sizeof(SlabCache));
     return fail({ErrorCode::kOutOfMemory, "too many caches (MSLAB_MAX_CACHES)"});
   }
+  cache->tag_ = cache->id_ + 1;
   return cache;
 }
 
@@ -108,7 +110,12 @@ DestroyReport SlabCache::destroy() noexcept {
   }
   // The calling thread's own entry may point at a freed slab: clear it now
   // (other threads' entries are ignored through the serial).
-  if (ThreadHeap* heap = detail::tl_heap) heap->entries[id_] = ThreadHeap::Entry{};
+  if (ThreadHeap* heap = detail::tl_heap) {
+    ThreadHeap::Entry& e = heap->entries[id_];
+    e.active = nullptr;
+    e.serial = 0;
+    if (e.buffer != nullptr) e.buffer->count = 0;
+  }
   this->~SlabCache();
   detail::meta_free(this, sizeof(SlabCache));
   return report;
@@ -118,7 +125,7 @@ DestroyReport SlabCache::destroy() noexcept {
 // Slabs.
 
 Slab* SlabCache::new_slab() noexcept {
-  void* block = pages_->alloc(order_, BlockKind::kSlab);
+  void* block = pages_->alloc(order_, BlockKind::kSlab, tag_);
   if (block == nullptr) return nullptr;
   auto* s = new (block) Slab{};
   s->cache = this;
@@ -128,8 +135,10 @@ Slab* SlabCache::new_slab() noexcept {
   s->order = order_;
   s->list = detail::SlabList::kNone;
   // All slots on the local list, in address order.
-  for (std::uint16_t i = 0; i < capacity_; ++i)
+  for (std::uint16_t i = 0; i < capacity_; ++i) {
     new (&s->links()[i]) std::atomic<std::uint16_t>(i + 1 < capacity_ ? static_cast<std::uint16_t>(i + 1) : kNil);
+    new (&s->states()[i]) std::atomic<std::uint8_t>(0);
+  }
   s->local_head = 0;
   s->local_count.store(capacity_, std::memory_order_relaxed);
   s->xfree.store(XFree::make(kNil, 0, 0), std::memory_order_relaxed);
@@ -197,17 +206,9 @@ void SlabCache::relist_locked(Slab* s) noexcept {
   }
 }
 
-// Would pushing `n` frees onto a slab with word `w` move it from the full
-// list or onto the empty list?
-bool SlabCache::crossing(std::uint64_t w, std::uint32_t n) const noexcept {
-  if (!(w & XFree::kDetached)) return false;
-  const std::uint32_t c = XFree::count(w);
-  return c == 0 || c + n == capacity_;
-}
-
 std::size_t SlabCache::count_allocated(const Slab* s) noexcept {
   std::size_t n = 0;
-  for (std::size_t i = 0; i < s->capacity; ++i) n += s->link(i) == kAllocated;
+  for (std::size_t i = 0; i < s->capacity; ++i) n += s->is_live(i);
   return n;
 }
 
@@ -267,38 +268,41 @@ void* SlabCache::alloc_slow() noexcept {
   ThreadHeap* heap = detail::tl_heap;
   if (heap == nullptr && (heap = detail::create_thread_heap()) == nullptr) return alloc_direct();
   ThreadHeap::Entry& e = entry_of(heap);
-  if (e.pending != nullptr) flush_pending(e);  // its slots become reusable
-
-  Slab* s = e.active;
-  while (s != nullptr) {
-    // Collect what other threads freed into our active slab.
-    const std::uint64_t w = s->xfree.exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
-    if (XFree::count(w) != 0) {
-      s->local_head = XFree::head(w);
-      s->local_count.store(static_cast<std::uint16_t>(XFree::count(w)), std::memory_order_relaxed);
-      return alloc();
+  for (;;) {
+    if (Slab* s = e.active) {
+      // Collect what other threads freed into our active slab.
+      // acquire: pairs with the release CAS in push_locked().
+      const std::uint64_t w = s->xfree.exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
+      if (XFree::count(w) != 0) {
+        s->local_head = XFree::head(w);
+        s->local_count.store(static_cast<std::uint16_t>(XFree::count(w)), std::memory_order_relaxed);
+        return alloc();
+      }
     }
-    // Full: detach it, unless a remote free slips in first.
-    std::lock_guard guard(lock_);
-    std::uint64_t expected = XFree::make(kNil, 0, 0);
-    if (s->xfree.compare_exchange_strong(expected, XFree::make(kNil, 0, XFree::kDetached), std::memory_order_relaxed)) {
+    std::unique_lock guard(lock_);
+    // Our buffered frees first: they may refill the active slab or a
+    // partial one we are about to take.
+    if (e.buffer != nullptr && e.buffer->count != 0) flush_buffer_locked(e, heap->token());
+    if (Slab* s = e.active) {
+      if (s->local_head != kNil) return guard.unlock(), alloc();
+      // Full: detach it, unless a remote free slipped in first.
+      std::uint64_t expected = XFree::make(kNil, 0, 0);
+      if (!s->xfree.compare_exchange_strong(expected, XFree::make(kNil, 0, XFree::kDetached),
+                                            std::memory_order_relaxed))
+        continue;
       s->owner.store(0, std::memory_order_relaxed);
       relist_locked(s);
       e.active = nullptr;
-      s = nullptr;
     }
-  }
-
-  {
-    std::lock_guard guard(lock_);
     if (Slab* p = take_partial_locked()) {
       activate_locked(p, heap->token());
       e.active = p;
-      return alloc();
+      return guard.unlock(), alloc();
     }
+    break;
   }
   // No partial slab: make one without holding the lock (constructors run).
-  s = new_slab();
+  Slab* s = new_slab();
   if (s == nullptr) return nullptr;
   {
     std::lock_guard guard(lock_);
@@ -325,15 +329,10 @@ void* SlabCache::alloc_direct() noexcept {
     guard.lock();
     ++slabs_created_;
   }
-  // Pop one slot. Only lock holders pop, so the head cannot be popped and
-  // pushed back under us (no ABA); concurrent pushes just make us retry.
-  std::uint64_t w = s->xfree.load(std::memory_order_acquire);
-  std::uint16_t i;
-  for (;;) {
-    i = XFree::head(w);
-    const std::uint64_t nw = XFree::make(s->link(i), XFree::count(w) - 1, XFree::flags(w));
-    if (s->xfree.compare_exchange_weak(w, nw, std::memory_order_acquire, std::memory_order_acquire)) break;
-  }
+  // A detached slab's xfree only changes under the lock: plain updates.
+  const std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
+  const std::uint16_t i = XFree::head(w);
+  s->xfree.store(XFree::make(s->link(i), XFree::count(w) - 1, XFree::flags(w)), std::memory_order_relaxed);
   s->set_link(i, kAllocated);
   relist_locked(s);
   detail::unpoison_object(s->object(i), object_size_);
@@ -341,89 +340,134 @@ void* SlabCache::alloc_direct() noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// Frees.
+// Frees into slabs the thread does not own.
 
 // This thread's entry for this cache; resets an entry left by a destroyed
-// cache that had the same id.
+// cache that had the same id (its slabs are gone: buffered frees are dropped).
 ThreadHeap::Entry& SlabCache::entry_of(ThreadHeap* heap) noexcept {
   ThreadHeap::Entry& e = heap->entries[id_];
-  if (e.serial != serial_) e = ThreadHeap::Entry{nullptr, serial_, nullptr, 0, 0, 0, 0};
+  if (e.serial != serial_) {
+    e.active = nullptr;
+    e.serial = serial_;
+    if (e.buffer != nullptr) e.buffer->count = 0;
+  }
   if (heap->max_id_used <= id_) heap->max_id_used = id_ + 1;
   return e;
 }
 
-// A free into a slab this thread does not own. Consecutive frees into the
-// same slab are chained privately (the slots are already free: their links
-// are no longer kAllocated) and pushed together when the thread frees into
-// another slab, allocates on its slow path, flushes or exits — or at once
-// when the chain completes the slab's free set.
-void SlabCache::free_other(Slab* s, std::uint16_t i) noexcept {
-  // Claim the slot. At full checks the claim is a CAS, so that two threads
-  // freeing one object cannot both succeed.
-  std::uint16_t expected = kAllocated;
-  const bool claimed = kFullChecks ? s->links()[i].compare_exchange_strong(expected, kNil, std::memory_order_relaxed)
-                                   : (!kCheapChecks || s->link(i) == kAllocated);
-  if (MSLAB_UNLIKELY(!claimed)) {
-    report_error(ErrorCode::kDoubleFree, name_, s->object(i), "object is already free");
-    return;
-  }
-  detail::poison_object(s->object(i), object_size_);
-  ThreadHeap* heap = detail::tl_heap;
-  if (MSLAB_UNLIKELY(heap == nullptr)) {  // exiting thread, or never allocated: push alone
-    s->set_link(i, kNil);
-    push_chain(s, i, i, 1);
-    return;
-  }
-  ThreadHeap::Entry& e = entry_of(heap);
-  if (e.pending == s) {
-    s->set_link(i, e.pending_head);
-    e.pending_head = i;
-    ++e.pending_count;
+std::size_t SlabCache::index_of(const Slab* s, const void* object) const noexcept {
+  // From our own constants, not s->objects: no read of the slab header.
+  const std::size_t offset = static_cast<std::size_t>(static_cast<const char*>(object) -
+                                                      reinterpret_cast<const char*>(s) - objects_offset_);
+  return static_cast<std::size_t>((offset * recip_) >> kRecipShift);
+}
+
+// The slot is marked kFreed with a blind store — it is free from now on for
+// anyone listing the slab — and the object joins this thread's buffer; the
+// buffer is flushed under the cache lock when full, on the allocation slow
+// path, on flush_thread_cache() and at thread exit. No load from the slab
+// and no atomic read-modify-write: the cache misses of many random frees
+// overlap instead of serialising. The double-free check happens at the
+// flush (immediately at full checks, with an atomic claim).
+void SlabCache::free_other(void* object, Slab* s, std::uint16_t i) noexcept {
+  // The state array's place comes from our capacity_, not the slab header:
+  // reading the (cold) header here would stall on its cache miss.
+  std::atomic<std::uint8_t>& state = reinterpret_cast<std::atomic<std::uint8_t>*>(s->links() + capacity_)[i];
+  if constexpr (kFullChecks) {
+    if (state.exchange(kFreed, std::memory_order_relaxed) == kFreed || s->link(i) != kAllocated) {
+      report_error(ErrorCode::kDoubleFree, name_, object, "object is already free");
+      return;
+    }
   } else {
-    if (e.pending != nullptr) flush_pending(e);
-    s->set_link(i, kNil);
-    e.pending = s;
-    e.pending_head = e.pending_tail = i;
-    e.pending_count = 1;
-    e.pending_base = static_cast<std::uint16_t>(XFree::count(s->xfree.load(std::memory_order_relaxed)));
+    state.store(kFreed, std::memory_order_relaxed);
   }
-  // Push at once when the chain completes the slab's free set as last seen,
-  // so an emptied slab goes back without waiting (frees by other threads
-  // since then are caught by the push's own empty check).
-  if (e.pending_base + e.pending_count == capacity_) flush_pending(e);
+  detail::poison_object(object, object_size_);
+  ThreadHeap* heap = detail::tl_heap;
+  if (MSLAB_LIKELY(heap != nullptr)) {
+    ThreadHeap::Entry& e = entry_of(heap);
+    if (MSLAB_UNLIKELY(e.buffer == nullptr))
+      e.buffer = static_cast<ThreadHeap::FreeBuffer*>(detail::meta_alloc(sizeof(ThreadHeap::FreeBuffer)));
+    if (ThreadHeap::FreeBuffer* buffer = e.buffer) {
+      buffer->objects[buffer->count++] = object;
+      if (buffer->count == ThreadHeap::FreeBuffer::kCapacity) {
+        std::lock_guard guard(lock_);
+        flush_buffer_locked(e, heap->token());
+      }
+      return;
+    }
+  }
+  // No thread heap (an exiting thread) or no memory for a buffer: push now.
+  std::lock_guard guard(lock_);
+  if (s->link(i) != kAllocated) {
+    report_error(ErrorCode::kDoubleFree, name_, object, "object is already free");
+    return;
+  }
+  push_locked(s, i, heap != nullptr ? heap->token() : 0);
 }
 
-void SlabCache::flush_pending(ThreadHeap::Entry& e) noexcept {
-  push_chain(e.pending, e.pending_head, e.pending_tail, e.pending_count);
-  e.pending = nullptr;
-  e.pending_count = 0;
-}
-
-// Pushes the chain head … tail (n slots, linked through the slab's links)
-// onto the slab's xfree stack.
-void SlabCache::push_chain(Slab* s, std::uint16_t head, std::uint16_t tail, std::uint32_t n) noexcept {
-  std::unique_lock<std::mutex> guard(lock_, std::defer_lock);
+// Puts free slot `i` back on a slab's lists and clears its kFreed mark.
+// `token` is the calling thread's heap token (0 if none).
+void SlabCache::push_locked(Slab* s, std::uint16_t i, std::uintptr_t token) noexcept {
+  const std::uintptr_t owner = s->owner.load(std::memory_order_relaxed);
+  if (owner == token && token != 0) {  // it became our own active slab since
+    s->set_link(i, s->local_head);
+    s->set_state(i, 0);
+    s->local_head = i;
+    s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) + 1),
+                         std::memory_order_relaxed);
+    return;
+  }
   std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
-  for (;;) {
-    if (!guard.owns_lock() && crossing(w, n)) {
-      guard.lock();
-      w = s->xfree.load(std::memory_order_relaxed);
+  if (owner != 0) {
+    // Active in another thread, which collects xfree without the lock.
+    s->set_state(i, 0);
+    do {
+      s->set_link(i, XFree::head(w));
+      // release: publishes links[i]; pairs with the owner's acquire exchange.
+    } while (!s->xfree.compare_exchange_weak(w, XFree::make(i, XFree::count(w) + 1, XFree::flags(w)),
+                                             std::memory_order_release, std::memory_order_relaxed));
+    return;
+  }
+  // Detached: its xfree only changes under the lock we hold.
+  s->set_link(i, XFree::head(w));
+  s->set_state(i, 0);
+  const std::uint32_t count = XFree::count(w) + 1;
+  s->xfree.store(XFree::make(i, count, XFree::flags(w)), std::memory_order_release);
+  // Full → partial and partial → empty move the slab (bucket changes are
+  // refiled lazily by take_partial_locked()).
+  if (count == 1 || count == capacity_) relist_locked(s);
+}
+
+void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) noexcept {
+  ThreadHeap::FreeBuffer* buffer = e.buffer;
+  // First touch every slab line we will write, so that the misses of the
+  // whole batch overlap, then do the work on warm lines.
+  std::uint16_t index[ThreadHeap::FreeBuffer::kCapacity];
+  for (std::uint32_t k = 0; k < buffer->count; ++k) {
+    auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(buffer->objects[k]) & slab_mask_);
+    index[k] = static_cast<std::uint16_t>(index_of(s, buffer->objects[k]));
+    __builtin_prefetch(&s->owner, 1);
+    __builtin_prefetch(&s->xfree, 1);
+    __builtin_prefetch(&s->links()[index[k]], 1);
+  }
+  for (std::uint32_t k = 0; k < buffer->count; ++k) {
+    void* object = buffer->objects[k];
+    auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(object) & slab_mask_);
+    const std::uint16_t i = index[k];
+    if (MSLAB_UNLIKELY(s->link(i) != kAllocated)) {  // freed twice: already back on a list
+      report_error(ErrorCode::kDoubleFree, name_, object, "object is already free");
       continue;
     }
-    s->set_link(tail, XFree::head(w));
-    const std::uint64_t nw = XFree::make(head, XFree::count(w) + n, XFree::flags(w));
-    // release: publishes the chain's links; pairs with the acquire exchange
-    // in activate_locked()/alloc_slow() and the acquire in allocated_objects().
-    if (s->xfree.compare_exchange_weak(w, nw, std::memory_order_release, std::memory_order_relaxed)) break;
+    push_locked(s, i, token);
   }
-  if (guard.owns_lock()) relist_locked(s);
+  buffer->count = 0;
 }
 
 // Hands back everything the thread holds of this cache (flush, thread exit).
-void SlabCache::flush_entry(ThreadHeap::Entry& e) noexcept {
-  if (e.pending != nullptr) flush_pending(e);
+void SlabCache::flush_entry(ThreadHeap::Entry& e, std::uintptr_t token) noexcept {
+  std::lock_guard guard(lock_);
+  if (e.buffer != nullptr && e.buffer->count != 0) flush_buffer_locked(e, token);
   if (e.active != nullptr) {
-    std::lock_guard guard(lock_);
     detach_locked(e.active);
     e.active = nullptr;
   }
@@ -450,7 +494,7 @@ void SlabCache::free_invalid(void* object, Slab* s) noexcept {
 }
 
 void SlabCache::flush_thread_cache() noexcept {
-  if (ThreadHeap* heap = detail::tl_heap) flush_entry(entry_of(heap));
+  if (ThreadHeap* heap = detail::tl_heap) flush_entry(entry_of(heap), heap->token());
 }
 
 // ---------------------------------------------------------------------------
@@ -488,7 +532,7 @@ std::size_t SlabCache::allocated_objects(const Slab* s, std::span<void*> out) no
   s->xfree.load(std::memory_order_acquire);
   std::size_t n = 0;
   for (std::size_t i = 0; i < s->capacity; ++i) {
-    if (s->link(i) != kAllocated) continue;
+    if (!s->is_live(i)) continue;
     if (n < out.size()) out[n] = s->object(i);
     ++n;
   }
@@ -543,12 +587,15 @@ bool SlabCache::validate() const noexcept {
     // Walk the free chain: every slot on it must be free, no cycles.
     std::size_t chain = 0;
     for (std::uint16_t i = XFree::head(w); i != kNil; i = s.link(i)) {
-      if (i >= capacity_ || s.link(i) == kAllocated || ++chain > capacity_) return fail(&s, "broken free chain");
+      if (i >= capacity_ || s.link(i) == kAllocated || s.state(i) == kFreed || ++chain > capacity_)
+        return fail(&s, "broken free chain");
     }
     if (chain != XFree::count(w)) return fail(&s, "free count does not match the free chain");
+    // Slots freed into some thread's buffer are allocated-and-kFreed until
+    // its flush.
     std::size_t allocated = 0;
     for (std::size_t i = 0; i < capacity_; ++i) allocated += s.link(i) == kAllocated;
-    if (allocated + chain != capacity_) return fail(&s, "slots neither allocated nor on the free chain");
+    if (allocated + chain != capacity_) return fail(&s, "slots neither allocated, buffered nor on the free chain");
     const std::size_t free_count = XFree::count(w);
     if (want == detail::SlabList::kFull && free_count != 0) return fail(&s, "slab on the full list has free slots");
     if (want == detail::SlabList::kEmpty && free_count != capacity_) return fail(&s, "slab on the empty list has live objects");

@@ -139,15 +139,16 @@ class SlabCache {
   SlabCache() = default;
   using SlabList = boost::intrusive::list<
       detail::Slab,
-      boost::intrusive::member_hook<detail::Slab, boost::intrusive::list_member_hook<>, &detail::Slab::hook>,
+      boost::intrusive::member_hook<detail::Slab, detail::ListHook, &detail::Slab::hook>,
       boost::intrusive::constant_time_size<true>>;
 
   void* alloc_slow() noexcept;
-  void free_other(detail::Slab* slab, std::uint16_t index) noexcept;
-  void push_chain(detail::Slab* slab, std::uint16_t head, std::uint16_t tail, std::uint32_t n) noexcept;
-  void flush_pending(detail::ThreadHeap::Entry& e) noexcept;
-  void flush_entry(detail::ThreadHeap::Entry& e) noexcept;
+  void free_other(void* object, detail::Slab* slab, std::uint16_t index) noexcept;
+  void push_locked(detail::Slab* slab, std::uint16_t index, std::uintptr_t token) noexcept;
+  void flush_buffer_locked(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;
+  void flush_entry(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;
   detail::ThreadHeap::Entry& entry_of(detail::ThreadHeap* heap) noexcept;
+  std::size_t index_of(const detail::Slab* slab, const void* object) const noexcept;
   void free_invalid(void* object, detail::Slab* slab) noexcept;
   detail::Slab* new_slab() noexcept;
   void delete_slab_locked(detail::Slab* slab) noexcept;
@@ -159,10 +160,9 @@ class SlabCache {
   void unlink_locked(detail::Slab* slab) noexcept;
   SlabList& list_for(detail::SlabList list, unsigned bucket) noexcept;
   unsigned bucket_for(std::size_t live) const noexcept { return static_cast<unsigned>(live * kPartialBuckets / capacity_); }
-  bool crossing(std::uint64_t w, std::uint32_t n) const noexcept;
   static std::size_t count_allocated(const detail::Slab* slab) noexcept;
 
-  friend void detail::flush_heap(detail::ThreadHeap* heap) noexcept;
+  friend void detail::flush_heap(detail::ThreadHeap* heap, bool release) noexcept;
   friend struct SlabCacheTestAccess;
 
   // --- immutable after create()
@@ -175,6 +175,7 @@ class SlabCache {
   std::uint16_t capacity_;
   std::uint8_t order_;
   std::uint32_t id_;
+  std::uint32_t tag_;  // id_ + 1, recorded on every page of our slabs
   std::uint64_t serial_;
   Constructor ctor_;
   void* ctor_arg_;
@@ -216,29 +217,32 @@ inline void* SlabCache::alloc() noexcept {
 
 inline void SlabCache::free(void* object) noexcept {
   // Slabs are aligned to their size, so the slab (if `object` is ours) is
-  // found by masking; the page map only confirms it. The two loads are
-  // independent, so they overlap instead of adding up.
+  // found by masking; the page's owner tag — dense, out-of-line metadata —
+  // confirms it and names the cache, so no slab header is read to validate.
+  // All our slabs have one order and are aligned to it, so a page tagged
+  // with our cache lies in the slab found by masking.
   const auto addr = reinterpret_cast<std::uintptr_t>(object);
   auto* s = reinterpret_cast<detail::Slab*>(addr & slab_mask_);
-  const detail::PageDesc* page = detail::page_desc_of(object);
-  if (MSLAB_UNLIKELY(page == nullptr || page->block != reinterpret_cast<char*>(s) ||
-                     page->kind != BlockKind::kSlab || s->cache != this))
+  if (MSLAB_UNLIKELY(detail::owner_tag_of(object) != detail::owner_tag(BlockKind::kSlab, tag_)))
     return free_invalid(object, detail::slab_of(object));
   const std::size_t offset = addr - reinterpret_cast<std::uintptr_t>(s) - objects_offset_;
   const std::size_t i = static_cast<std::size_t>((offset * recip_) >> kRecipShift);
   if (MSLAB_UNLIKELY(i >= capacity_ || i * stride_ != offset)) return free_invalid(object, s);
   detail::ThreadHeap* heap = detail::tl_heap;
-  if (MSLAB_LIKELY(heap != nullptr && s->owner.load(std::memory_order_relaxed) == heap->token())) {
-    // Our own active slab: only this thread touches its local list.
-    if (kCheapChecks && MSLAB_UNLIKELY(s->link(i) != detail::kAllocated)) return free_invalid(object, s);
-    detail::poison_object(object, object_size_);
-    s->set_link(i, s->local_head);
-    s->local_head = static_cast<std::uint16_t>(i);
-    s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) + 1),
-                         std::memory_order_relaxed);
-    return;
+  if (MSLAB_LIKELY(heap != nullptr)) {
+    const detail::ThreadHeap::Entry& e = heap->entries[id_];
+    if (MSLAB_LIKELY(e.active == s && e.serial == serial_)) {
+      // Our own active slab: only this thread touches its local list.
+      if (kCheapChecks && MSLAB_UNLIKELY(!s->is_live(i))) return free_invalid(object, s);
+      detail::poison_object(object, object_size_);
+      s->set_link(i, s->local_head);
+      s->local_head = static_cast<std::uint16_t>(i);
+      s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) + 1),
+                           std::memory_order_relaxed);
+      return;
+    }
   }
-  free_other(s, static_cast<std::uint16_t>(i));
+  free_other(object, s, static_cast<std::uint16_t>(i));
 }
 
 template <class Fn>

@@ -12,15 +12,15 @@ SlabGeometry geometry_for_order(unsigned order, std::size_t stride, std::size_t 
   const std::size_t bytes = order_bytes(order);
   // Largest capacity whose header + links + objects fit; the offset depends
   // on the capacity (2-byte links), so start from the estimate and step down.
-  std::size_t capacity = (bytes - sizeof(Slab)) / (stride + sizeof(std::uint16_t));
+  std::size_t capacity = (bytes - sizeof(Slab)) / (stride + kSlotMetadata);
   if (capacity > kMaxSlabObjects) capacity = kMaxSlabObjects;
   std::size_t offset = 0;
   while (capacity > 0) {
-    offset = round_up(sizeof(Slab) + capacity * sizeof(std::uint16_t), align);
+    offset = round_up(sizeof(Slab) + capacity * kSlotMetadata, align);
     if (offset + capacity * stride <= bytes) break;
     --capacity;
   }
-  return SlabGeometry{order, stride, capacity, offset, bytes - capacity * (stride + sizeof(std::uint16_t))};
+  return SlabGeometry{order, stride, capacity, offset, bytes - capacity * (stride + kSlotMetadata)};
 }
 
 }  // namespace

@@ -16,14 +16,14 @@ struct SlabGeometry {
   std::size_t stride;        // object size rounded up to the alignment
   std::size_t capacity;      // objects per slab
   std::size_t objects_offset;  // header + links, rounded up to the alignment
-  std::size_t waste;         // slab bytes holding neither objects nor their links
+  std::size_t waste;         // slab bytes holding neither objects nor their slot metadata
 };
 
 /// Chooses the geometry for objects of `size` bytes aligned to `align`
 /// (a power of two): the smallest order with at least kMinObjectsPerSlab
-/// objects and waste (header + padding + tail; the 2-byte link per object is
-/// metadata, not waste) ≤ 1/kMaxWasteFraction of the slab; if none, the
-/// order with the least waste fraction. `size` must be in 1 … kMaxObjectSize.
+/// objects and waste (header + padding + tail; the 3 bytes of slot metadata
+/// per object — link and state — are not waste) ≤ 1/kMaxWasteFraction of
+/// the slab; if none, the order with the least waste fraction. `size` must be in 1 … kMaxObjectSize.
 SlabGeometry compute_slab_geometry(std::size_t size, std::size_t align) noexcept;
 
 }  // namespace mslab::detail

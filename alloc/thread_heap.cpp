@@ -35,7 +35,7 @@ Registry& registry() noexcept {
 // pthread key destructor: runs at thread exit with the heap as argument.
 void on_thread_exit(void* arg) noexcept {
   auto* heap = static_cast<ThreadHeap*>(arg);
-  flush_heap(heap);
+  flush_heap(heap, /*release=*/true);
   if (tl_heap == heap) tl_heap = nullptr;
   meta_free(heap, sizeof(ThreadHeap));
 }
@@ -82,13 +82,20 @@ ThreadHeap* create_thread_heap() noexcept {
   return heap;
 }
 
-void flush_heap(ThreadHeap* heap) noexcept {
+void flush_heap(ThreadHeap* heap, bool release) noexcept {
   Registry& r = registry();
   std::lock_guard guard(r.lock);
   for (std::uint32_t id = 0; id < heap->max_id_used; ++id) {
     ThreadHeap::Entry& e = heap->entries[id];
-    if (r.caches[id] != nullptr && r.serials[id] == e.serial) r.caches[id]->flush_entry(e);
-    e = ThreadHeap::Entry{};
+    if (r.caches[id] != nullptr && r.serials[id] == e.serial) r.caches[id]->flush_entry(e, heap->token());
+    // A stale entry's cache is gone with its slabs: drop what it buffered.
+    if (e.buffer != nullptr) e.buffer->count = 0;
+    e.active = nullptr;
+    e.serial = 0;
+    if (release && e.buffer != nullptr) {
+      meta_free(e.buffer, sizeof(ThreadHeap::FreeBuffer));
+      e.buffer = nullptr;
+    }
   }
 }
 

@@ -17,15 +17,17 @@
 namespace mslab::detail {
 
 struct ThreadHeap {
+  // Frees into slabs this thread does not own, waiting for one flush under
+  // the cache lock (SlabCache::free_other). Allocated on first use.
+  struct FreeBuffer {
+    static constexpr std::uint32_t kCapacity = 128;
+    std::uint32_t count;
+    void* objects[kCapacity];
+  };
   struct Entry {
     Slab* active;          // nullptr: none
     std::uint64_t serial;  // serial of the cache these fields belong to
-    // Frees into one slab that is not ours, chained through the slab's links
-    // and pushed onto its xfree with one CAS when the thread moves on to
-    // another slab (see SlabCache::free_other).
-    Slab* pending;
-    std::uint16_t pending_head, pending_tail, pending_count;
-    std::uint16_t pending_base;  // the slab's xfree count when the chain began
+    FreeBuffer* buffer;    // kept across caches that reuse the id
   };
   std::uint32_t max_id_used;  // highest id with an entry + 1 (bounds the flush walk)
   Entry entries[MSLAB_MAX_CACHES];
@@ -44,9 +46,11 @@ ThreadHeap* create_thread_heap() noexcept;
 /// Detaches every active slab of the calling thread (all caches).
 void flush_thread_heap() noexcept;
 
-/// Detaches every active slab recorded in `heap` whose cache still exists.
-/// Called by the owning thread (or its exit hook). Takes the registry lock.
-void flush_heap(ThreadHeap* heap) noexcept;
+/// Hands back everything `heap` holds of every cache that still exists:
+/// flushes its free buffers and detaches its active slabs. With `release`
+/// (thread exit) the buffers' memory is given back too. Called by the owning
+/// thread or its exit hook. Takes the registry lock.
+void flush_heap(ThreadHeap* heap, bool release = false) noexcept;
 
 // Cache ids. register_cache() returns an id < MSLAB_MAX_CACHES and the serial
 // to record in heap entries, or false when every id is taken.
