@@ -1,0 +1,77 @@
+// The terminal table (report.h): one line per completed run, numbers right
+// aligned, ns/op also as a multiple of the reference allocator's
+// (catalog.h) in the same workload. Skipped and failed runs are listed
+// under the table with their reasons.
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "bench/catalog.h"
+#include "bench/report.h"
+
+namespace mslab::bench {
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+template <class T>
+std::string fixed(const std::optional<T>& v, double scale, int decimals) {
+  if (!v) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, static_cast<double>(*v) / scale);
+  return buf;
+}
+
+std::optional<double> reference_ns(const std::vector<RunRecord>& runs, std::string_view workload) {
+  for (const RunRecord& r : runs)
+    if (r.status == RunStatus::kOk && workload == r.workload && kReferenceAllocator == r.allocator) return r.ns_per_op;
+  return std::nullopt;
+}
+
+}  // namespace
+
+void print_table(std::FILE* out, const MachineInfo& m, const std::string& setup, const std::vector<RunRecord>& runs) {
+  std::fprintf(out, "mslab-bench %s  %s, %u cores, %s, %s%s%s; page fault %.0f ns\n", m.date.c_str(),
+               m.cpu_model.c_str(), m.cores, m.kernel.c_str(), m.compiler.c_str(),
+               m.sanitizers.empty() ? "" : ", sanitizers: ", m.sanitizers.c_str(), m.page_fault_ns);
+  std::fprintf(out, "%s\n", setup.c_str());
+
+  const std::string vs = "vs " + std::string(kReferenceAllocator);
+  std::vector<std::vector<std::string>> rows{{"workload", "allocator", "live MiB", "peak MiB", "RSS MiB", "RSS/live",
+                                              "free 2M", "alloc ns", "free ns", "ns/op", vs}};
+  for (const RunRecord& r : runs) {
+    if (r.status != RunStatus::kOk) continue;
+    const std::optional<double> ref = reference_ns(runs, r.workload);
+    std::optional<double> ratio;
+    if (ref && r.ns_per_op && *ref > 0) ratio = *r.ns_per_op / *ref;
+    rows.push_back({r.workload, r.allocator, fixed(r.live_bytes, kMiB, 2), fixed(r.rss_bytes_peak, kMiB, 1),
+                    fixed(r.rss_bytes_after, kMiB, 1), fixed(r.ratio_after, 1, 2), fixed(r.free_2m_blocks_after, 1, 0),
+                    fixed(r.alloc_ns, 1, 1), fixed(r.free_ns, 1, 1), fixed(r.ns_per_op, 1, 1),
+                    ratio ? fixed(ratio, 1, 2) + "x" : "-"});
+  }
+  std::vector<std::size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows)
+    for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      const std::string pad(width[c] - row[c].size(), ' ');
+      line += c < 2 ? row[c] + pad : pad + row[c];  // names left, numbers right
+      if (c + 1 < row.size()) line += "  ";
+    }
+    std::fprintf(out, "%s\n", line.c_str());
+  }
+
+  std::fprintf(out,
+               "\nRSS = resident bytes after the frees and the allocator's own release call, minus a baseline "
+               "taken before\nthe first allocation; peak = the same right after the allocation phase. ns/op: slab = "
+               "alloc ns + free ns;\npair = one alloc+free pair (best of 3 rounds). Definitions: docs/benchmarks.md.\n");
+  for (const RunRecord& r : runs)
+    if (r.status != RunStatus::kOk)
+      std::fprintf(out, "%s: %s/%s: %s\n", r.status == RunStatus::kSkipped ? "skipped" : "FAILED", r.workload,
+                   r.allocator, r.note);
+}
+
+}  // namespace mslab::bench

@@ -1,0 +1,17 @@
+// The workload table of mslab-bench, in catalog order. A workload is a
+// type with a name (kName), `static std::string describe(const Options&)`
+// and `template <FixedAllocator A> static void run(A&, const Options&,
+// RunRecord&)`, which fills the record's figures (or marks it failed). To add one: write it, append it here and its name
+// to catalog.h.
+#pragma once
+
+#include <tuple>
+
+#include "bench/workload_pair.h"
+#include "bench/workload_slab.h"
+
+namespace mslab::bench {
+
+using AllWorkloads = std::tuple<SlabWorkload, PairWorkload>;
+
+}  // namespace mslab::bench
