@@ -12,6 +12,7 @@
 #include <chrono>
 #include <new>
 
+#include "alloc/config.h"
 #include "alloc/error.h"
 #include "alloc/meta_pool.h"
 #include "alloc/platform.h"
@@ -59,6 +60,11 @@ class PageAllocatorImpl {
   }
   PageStats stats() const noexcept;
   bool validate() const noexcept;
+  void inject_failure(long n, bool sticky) noexcept {
+    std::lock_guard guard(lock_);
+    fail_countdown_ = n;
+    fail_sticky_ = sticky;
+  }
   PagePolicy policy() const noexcept {
     std::lock_guard guard(lock_);
     return policy_;
@@ -92,6 +98,8 @@ class PageAllocatorImpl {
   std::uint64_t mapped_total_ = 0;
   std::uint64_t released_total_ = 0;
   std::size_t bytes_in_use_ = 0;
+  long fail_countdown_ = -1;  // failure injection: < 0 disarmed
+  bool fail_sticky_ = false;
 };
 
 ChunkDesc* PageAllocatorImpl::map_chunk() noexcept {
@@ -162,6 +170,13 @@ void PageAllocatorImpl::mark_used(ChunkDesc* chunk, std::size_t index, unsigned 
 
 void* PageAllocatorImpl::alloc(unsigned order, BlockKind kind, std::uint32_t tag) noexcept {
   std::lock_guard guard(lock_);
+  if (MSLAB_UNLIKELY(fail_countdown_ >= 0)) {
+    if (fail_countdown_ == 0) {
+      if (!fail_sticky_) fail_countdown_ = -1;
+      return nullptr;
+    }
+    --fail_countdown_;
+  }
   unsigned k = order;
   while (k <= kMaxOrder && free_lists_[k].empty()) ++k;
   if (k > kMaxOrder) {
@@ -392,6 +407,7 @@ void PageAllocator::free(void* block, unsigned order) noexcept {
 }
 
 std::size_t PageAllocator::collect(bool force) noexcept { return impl_->collect(force); }
+void PageAllocator::inject_failure(long n, bool sticky) noexcept { impl_->inject_failure(n, sticky); }
 PageStats PageAllocator::stats() const noexcept { return impl_->stats(); }
 PagePolicy PageAllocator::policy() const noexcept { return impl_->policy(); }
 void PageAllocator::set_policy(const PagePolicy& policy) noexcept { impl_->set_policy(policy); }

@@ -157,6 +157,11 @@ class PageAllocator {
   PagePolicy policy() const noexcept;
   void set_policy(const PagePolicy& policy) noexcept;
 
+  /// Failure injection (tests): makes alloc() call number `n` from now
+  /// (0 = the next) return nullptr, and every later one too when `sticky`.
+  /// A negative `n` disarms it. Thread-safe.
+  void inject_failure(long n, bool sticky = false) noexcept;
+
   /// True if `p` lies in a chunk of this allocator.
   bool owns(const void* p) const noexcept;
 

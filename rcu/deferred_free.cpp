@@ -436,9 +436,12 @@ void enqueue(void* p, FreeFn fn, std::size_t bytes) noexcept {
     submit(s, b);
     return;
   }
+  // After this store the worker may steal and free the batch at any time:
+  // nothing may read it afterwards.
+  const bool first_entry = b->count == 1;
   // release: publishes the entries to a worker that steals the batch.
   me->current.store(b, std::memory_order_release);
-  if (MSLAB_UNLIKELY(s.worker_idle.load(std::memory_order_relaxed) && b->count == 1)) wake_worker(s);
+  if (MSLAB_UNLIKELY(first_entry && s.worker_idle.load(std::memory_order_relaxed))) wake_worker(s);
 }
 
 }  // namespace

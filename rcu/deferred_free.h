@@ -62,7 +62,11 @@ void barrier() noexcept;
 void shutdown() noexcept;
 
 struct DeferredOptions {
-  std::size_t pending_limit_bytes = 64u << 20;  // producers wait above this
+  // Producers outside read sections wait while more than this is pending.
+  // Pending bytes stay below the limit plus two batches (254 objects) per
+  // producing thread: each checks once per submitted batch, and the worker
+  // may add its partial batch.
+  std::size_t pending_limit_bytes = 64u << 20;
   std::uint32_t flush_interval_us = 1000;       // partial batches are taken after this
 };
 
