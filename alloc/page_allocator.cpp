@@ -93,7 +93,7 @@ class PageAllocatorImpl {
   PagePolicy policy_;
   FreeList free_lists_[kMaxOrder + 1];
   ChunkList chunks_;
-  std::size_t dirty_blocks_ = 0;  // dirty free blocks of order >= purge_order
+  std::size_t dirty_blocks_ = 0;  // dirty free blocks, any order (the scan filters by purge_order)
   std::uint32_t last_purge_scan_ms_ = 0;
   std::uint64_t mapped_total_ = 0;
   std::uint64_t released_total_ = 0;
@@ -146,7 +146,7 @@ void PageAllocatorImpl::push_free(ChunkDesc* chunk, std::size_t index, unsigned 
   head.freed_at_ms = when;
   head.flags = static_cast<std::uint8_t>((head.flags & kPagePurged) | (dirty ? kPageDirty : 0));
   free_lists_[order].push_front(head);
-  if (dirty && order >= policy_.purge_order) ++dirty_blocks_;
+  if (dirty) ++dirty_blocks_;
 }
 
 void PageAllocatorImpl::mark_used(ChunkDesc* chunk, std::size_t index, unsigned order, BlockKind kind,
@@ -186,7 +186,7 @@ void* PageAllocatorImpl::alloc(unsigned order, BlockKind kind, std::uint32_t tag
   PageDesc& head = free_lists_[k].front();
   free_lists_[k].pop_front();
   const bool dirty = (head.flags & kPageDirty) != 0;
-  if (dirty && k >= policy_.purge_order) --dirty_blocks_;
+  if (dirty) --dirty_blocks_;
   const std::uint32_t when = head.freed_at_ms;
   ChunkDesc* chunk = chunk_of(head.block);
   const std::size_t index = page_index(chunk, head.block);
@@ -246,7 +246,7 @@ void PageAllocatorImpl::free(void* block, unsigned order) noexcept {
     PageDesc& buddy = chunk->pages[buddy_index];
     if (buddy.state != PageState::kFreeHead || buddy.order != order) break;
     free_lists_[order].erase(free_lists_[order].iterator_to(buddy));
-    if ((buddy.flags & kPageDirty) && order >= policy_.purge_order) --dirty_blocks_;
+    if (buddy.flags & kPageDirty) --dirty_blocks_;
     buddy.state = PageState::kFreeInside;
     buddy.flags &= kPagePurged;
     chunk->pages[index].state = PageState::kFreeInside;
@@ -269,7 +269,7 @@ void PageAllocatorImpl::purge_block(ChunkDesc* chunk, PageDesc& head) noexcept {
     page.flags |= kPagePurged;
   }
   head.flags &= static_cast<std::uint8_t>(~kPageDirty);
-  if (head.order >= policy_.purge_order) --dirty_blocks_;
+  --dirty_blocks_;
 }
 
 std::size_t PageAllocatorImpl::maintain(std::uint32_t now, bool force) noexcept {
@@ -333,7 +333,7 @@ bool PageAllocatorImpl::validate() const noexcept {
     return false;
   };
   std::size_t free_heads[kMaxOrder + 1] = {};
-  std::size_t in_use = 0;
+  std::size_t in_use = 0, dirty = 0;
   for (const ChunkDesc& chunk : chunks_) {
     std::size_t free_pages = 0, purged = 0;
     for (std::size_t i = 0; i < kPagesPerChunk;) {
@@ -349,6 +349,7 @@ bool PageAllocatorImpl::validate() const noexcept {
       }
       if (is_free) {
         ++free_heads[head.order];
+        dirty += (head.flags & kPageDirty) ? 1 : 0;
         free_pages += pages;
         if (head.order < kMaxOrder) {
           const PageDesc& buddy = chunk.pages[i ^ pages];
@@ -368,6 +369,7 @@ bool PageAllocatorImpl::validate() const noexcept {
     if (free_heads[order] != free_lists_[order].size())
       return fail(nullptr, "page allocator: a free list does not match the free blocks");
   if (in_use != bytes_in_use_) return fail(nullptr, "page allocator: bytes in use are wrong");
+  if (dirty != dirty_blocks_) return fail(nullptr, "page allocator: dirty block count is wrong");
   return true;
 }
 

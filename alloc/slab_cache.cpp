@@ -374,7 +374,9 @@ void SlabCache::free_other(void* object, Slab* s, std::uint16_t i) noexcept {
   // reading the (cold) header here would stall on its cache miss.
   std::atomic<std::uint8_t>& state = reinterpret_cast<std::atomic<std::uint8_t>*>(s->links() + capacity_)[i];
   if constexpr (kFullChecks) {
-    if (state.exchange(kFreed, std::memory_order_relaxed) == kFreed || s->link(i) != kAllocated) {
+    // Exact between threads: only one free can turn the state to kFreed,
+    // and a slot already back on a list has a link other than kAllocated.
+    if (s->link(i) != kAllocated || state.exchange(kFreed, std::memory_order_relaxed) == kFreed) {
       report_error(ErrorCode::kDoubleFree, name_, object, "object is already free");
       return;
     }
@@ -396,9 +398,13 @@ void SlabCache::free_other(void* object, Slab* s, std::uint16_t i) noexcept {
       return;
     }
   }
-  // No thread heap (an exiting thread) or no memory for a buffer: push now.
-  std::lock_guard guard(lock_);
-  if (s->link(i) != kAllocated) {
+  // No thread heap (an exiting thread) or no memory for a buffer: push now,
+  // claiming the link so that a racing owner-path free of it fails.
+  std::unique_lock guard(lock_);
+  std::uint16_t expected = kAllocated;
+  if (!s->links()[i].compare_exchange_strong(expected, kNil, std::memory_order_relaxed)) {
+    s->set_state(i, 0);  // the slot is on a free list: its state is clean
+    guard.unlock();
     report_error(ErrorCode::kDoubleFree, name_, object, "object is already free");
     return;
   }
@@ -455,6 +461,7 @@ void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) 
     auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(object) & slab_mask_);
     const std::uint16_t i = index[k];
     if (MSLAB_UNLIKELY(s->link(i) != kAllocated)) {  // freed twice: already back on a list
+      s->set_state(i, 0);  // undo our mark: a listed slot's state is clean
       report_error(ErrorCode::kDoubleFree, name_, object, "object is already free");
       continue;
     }

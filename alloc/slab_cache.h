@@ -234,6 +234,13 @@ inline void SlabCache::free(void* object) noexcept {
     if (MSLAB_LIKELY(e.active == s && e.serial == serial_)) {
       // Our own active slab: only this thread touches its local list.
       if (kCheapChecks && MSLAB_UNLIKELY(!s->is_live(i))) return free_invalid(object, s);
+      if constexpr (kFullChecks) {
+        // Claim the link, so that a racing free of the same object by
+        // another thread cannot also succeed (see free_other()).
+        std::uint16_t expected = detail::kAllocated;
+        if (!s->links()[i].compare_exchange_strong(expected, s->local_head, std::memory_order_relaxed))
+          return free_invalid(object, s);
+      }
       detail::poison_object(object, object_size_);
       s->set_link(i, s->local_head);
       s->local_head = static_cast<std::uint16_t>(i);
