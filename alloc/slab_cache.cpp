@@ -408,40 +408,41 @@ void SlabCache::free_other(void* object, Slab* s, std::uint16_t i) noexcept {
     report_error(ErrorCode::kDoubleFree, name_, object, "object is already free");
     return;
   }
-  push_locked(s, i, heap != nullptr ? heap->token() : 0);
+  s->set_link(i, kNil);
+  s->set_state(i, 0);
+  push_locked(s, i, i, 1, heap != nullptr ? heap->token() : 0);
 }
 
-// Puts free slot `i` back on a slab's lists and clears its kFreed mark.
-// `token` is the calling thread's heap token (0 if none).
-void SlabCache::push_locked(Slab* s, std::uint16_t i, std::uintptr_t token) noexcept {
+// Puts the chain head … tail of `n` free slots of one slab (linked through
+// links[], states already clean) back on the slab's lists. `token` is the
+// calling thread's heap token (0 if none).
+void SlabCache::push_locked(Slab* s, std::uint16_t head, std::uint16_t tail, std::uint32_t n,
+                            std::uintptr_t token) noexcept {
   const std::uintptr_t owner = s->owner.load(std::memory_order_relaxed);
   if (owner == token && token != 0) {  // it became our own active slab since
-    s->set_link(i, s->local_head);
-    s->set_state(i, 0);
-    s->local_head = i;
-    s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) + 1),
+    s->set_link(tail, s->local_head);
+    s->local_head = head;
+    s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) + n),
                          std::memory_order_relaxed);
     return;
   }
   std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
   if (owner != 0) {
     // Active in another thread, which collects xfree without the lock.
-    s->set_state(i, 0);
     do {
-      s->set_link(i, XFree::head(w));
-      // release: publishes links[i]; pairs with the owner's acquire exchange.
-    } while (!s->xfree.compare_exchange_weak(w, XFree::make(i, XFree::count(w) + 1, XFree::flags(w)),
+      s->set_link(tail, XFree::head(w));
+      // release: publishes the chain's links; pairs with the owner's acquire exchange.
+    } while (!s->xfree.compare_exchange_weak(w, XFree::make(head, XFree::count(w) + n, XFree::flags(w)),
                                              std::memory_order_release, std::memory_order_relaxed));
     return;
   }
   // Detached: its xfree only changes under the lock we hold.
-  s->set_link(i, XFree::head(w));
-  s->set_state(i, 0);
-  const std::uint32_t count = XFree::count(w) + 1;
-  s->xfree.store(XFree::make(i, count, XFree::flags(w)), std::memory_order_release);
+  s->set_link(tail, XFree::head(w));
+  const std::uint32_t before = XFree::count(w);
+  s->xfree.store(XFree::make(head, before + n, XFree::flags(w)), std::memory_order_release);
   // Full → partial and partial → empty move the slab (bucket changes are
   // refiled lazily by take_partial_locked()).
-  if (count == 1 || count == capacity_) relist_locked(s);
+  if (before == 0 || before + n == capacity_) relist_locked(s);
 }
 
 void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) noexcept {
@@ -456,6 +457,11 @@ void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) 
     __builtin_prefetch(&s->xfree, 1);
     __builtin_prefetch(&s->links()[index[k]], 1);
   }
+  // Consecutive frees into one slab (common: objects freed in the order
+  // they were allocated) are chained and pushed with one update.
+  Slab* chain_slab = nullptr;
+  std::uint16_t head = kNil, tail = kNil;
+  std::uint32_t n = 0;
   for (std::uint32_t k = 0; k < buffer->count; ++k) {
     void* object = buffer->objects[k];
     auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(object) & slab_mask_);
@@ -465,8 +471,19 @@ void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) 
       report_error(ErrorCode::kDoubleFree, name_, object, "object is already free");
       continue;
     }
-    push_locked(s, i, token);
+    if (s != chain_slab) {
+      if (n != 0) push_locked(chain_slab, head, tail, n, token);
+      chain_slab = s;
+      head = tail = kNil;
+      n = 0;
+    }
+    s->set_link(i, head);
+    s->set_state(i, 0);
+    head = i;
+    if (tail == kNil) tail = i;
+    ++n;
   }
+  if (n != 0) push_locked(chain_slab, head, tail, n, token);
   buffer->count = 0;
 }
 

@@ -144,7 +144,8 @@ class SlabCache {
 
   void* alloc_slow() noexcept;
   void free_other(void* object, detail::Slab* slab, std::uint16_t index) noexcept;
-  void push_locked(detail::Slab* slab, std::uint16_t index, std::uintptr_t token) noexcept;
+  void push_locked(detail::Slab* slab, std::uint16_t head, std::uint16_t tail, std::uint32_t n,
+                   std::uintptr_t token) noexcept;
   void flush_buffer_locked(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;
   void flush_entry(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;
   detail::ThreadHeap::Entry& entry_of(detail::ThreadHeap* heap) noexcept;
