@@ -21,7 +21,7 @@
 // slab active in another thread, which collects xfree without the lock;
 // plain stores for a detached slab, whose xfree only changes under the lock).
 // Invariants:
-//   active:   capacity == live + local_count + xfree.count + buffered
+//   active:   capacity == live + |local lists| + xfree.count + buffered
 //   detached: capacity == live + xfree.count + buffered  (local list empty)
 // Slot i is live exactly when links[i] == kAllocated and states[i] != kFreed:
 // an object free in a thread's local list or buffer is never counted live.
@@ -85,8 +85,12 @@ struct alignas(64) Slab {
   // --- owner thread (token of its ThreadHeap; 0 when detached). Written
   // under the cache lock, read lock-free by frees.
   std::atomic<std::uintptr_t> owner;
-  std::uint16_t local_head;                // owner only
-  std::atomic<std::uint16_t> local_count;  // written by owner, read by stats
+  // Owner only. Allocation pops local_head; the owner's frees push onto
+  // local_free, a separate list swapped in when local_head runs dry (free
+  // list sharding, as mimalloc): an alloc right after a free does not wait
+  // on that free's stores.
+  std::uint16_t local_head;
+  std::uint16_t local_free;
 
   // --- remote frees, on their own cache line (pushed by any thread)
   alignas(64) std::atomic<std::uint64_t> xfree;

@@ -140,7 +140,7 @@ Slab* SlabCache::new_slab() noexcept {
     new (&s->states()[i]) std::atomic<std::uint8_t>(0);
   }
   s->local_head = 0;
-  s->local_count.store(capacity_, std::memory_order_relaxed);
+  s->local_free = kNil;
   s->xfree.store(XFree::make(kNil, 0, 0), std::memory_order_relaxed);
   if (ctor_ != nullptr)
     for (std::size_t i = 0; i < capacity_; ++i) ctor_(s->object(i), ctor_arg_);
@@ -235,7 +235,7 @@ void SlabCache::activate_locked(Slab* s, std::uintptr_t token) noexcept {
   // the pushed slots are visible.
   const std::uint64_t w = s->xfree.exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
   s->local_head = XFree::head(w);
-  s->local_count.store(static_cast<std::uint16_t>(XFree::count(w)), std::memory_order_relaxed);
+  s->local_free = kNil;
   s->owner.store(token, std::memory_order_relaxed);
   link_locked(s, detail::SlabList::kActive, 0);
 }
@@ -243,11 +243,25 @@ void SlabCache::activate_locked(Slab* s, std::uintptr_t token) noexcept {
 // Hands the calling thread's active slab `s` back: its local list is merged
 // into xfree and it is filed as detached.
 void SlabCache::detach_locked(Slab* s) noexcept {
+  // Splice the owner's freed list onto the allocation list, then hand the
+  // whole local list to xfree. It is not counted on the fast paths: walk it.
+  if (s->local_free != kNil) {
+    std::uint16_t last = s->local_free;
+    while (s->link(last) != kNil) last = s->link(last);
+    s->set_link(last, s->local_head);
+    s->local_head = s->local_free;
+    s->local_free = kNil;
+  }
   std::uint16_t head = s->local_head;
-  const std::uint32_t local = s->local_count.load(std::memory_order_relaxed);
+  std::uint32_t local = 0;
   std::uint16_t tail = head;
-  if (head != kNil)
-    while (s->link(tail) != kNil) tail = s->link(tail);
+  if (head != kNil) {
+    local = 1;
+    while (s->link(tail) != kNil) {
+      tail = s->link(tail);
+      ++local;
+    }
+  }
   std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
   for (;;) {
     if (tail != kNil) s->set_link(tail, XFree::head(w));
@@ -256,7 +270,6 @@ void SlabCache::detach_locked(Slab* s) noexcept {
     if (s->xfree.compare_exchange_weak(w, nw, std::memory_order_release, std::memory_order_relaxed)) break;
   }
   s->local_head = kNil;
-  s->local_count.store(0, std::memory_order_relaxed);
   s->owner.store(0, std::memory_order_relaxed);
   relist_locked(s);
 }
@@ -270,12 +283,16 @@ void* SlabCache::alloc_slow() noexcept {
   ThreadHeap::Entry& e = entry_of(heap);
   for (;;) {
     if (Slab* s = e.active) {
-      // Collect what other threads freed into our active slab.
+      // Our own frees first (no atomics), then what other threads freed.
+      if (s->local_free != kNil) {
+        s->local_head = s->local_free;
+        s->local_free = kNil;
+        return alloc();
+      }
       // acquire: pairs with the release CAS in push_locked().
       const std::uint64_t w = s->xfree.exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
       if (XFree::count(w) != 0) {
         s->local_head = XFree::head(w);
-        s->local_count.store(static_cast<std::uint16_t>(XFree::count(w)), std::memory_order_relaxed);
         return alloc();
       }
     }
@@ -284,7 +301,10 @@ void* SlabCache::alloc_slow() noexcept {
     // partial one we are about to take.
     if (e.buffer != nullptr && e.buffer->count != 0) flush_buffer_locked(e, heap->token());
     if (Slab* s = e.active) {
-      if (s->local_head != kNil) return guard.unlock(), alloc();
+      if (s->local_head != kNil || s->local_free != kNil) {  // the flush freed into it
+        guard.unlock();
+        continue;
+      }
       // Full: detach it, unless a remote free slipped in first.
       std::uint64_t expected = XFree::make(kNil, 0, 0);
       if (!s->xfree.compare_exchange_strong(expected, XFree::make(kNil, 0, XFree::kDetached),
@@ -322,10 +342,8 @@ void* SlabCache::alloc_direct() noexcept {
     s = new_slab();
     if (s == nullptr) return nullptr;
     // Hand all slots to xfree and file it as detached.
-    s->xfree.store(XFree::make(s->local_head, s->local_count.load(std::memory_order_relaxed), XFree::kDetached),
-                   std::memory_order_relaxed);
+    s->xfree.store(XFree::make(s->local_head, capacity_, XFree::kDetached), std::memory_order_relaxed);
     s->local_head = kNil;
-    s->local_count.store(0, std::memory_order_relaxed);
     guard.lock();
     ++slabs_created_;
   }
@@ -420,10 +438,8 @@ void SlabCache::push_locked(Slab* s, std::uint16_t head, std::uint16_t tail, std
                             std::uintptr_t token) noexcept {
   const std::uintptr_t owner = s->owner.load(std::memory_order_relaxed);
   if (owner == token && token != 0) {  // it became our own active slab since
-    s->set_link(tail, s->local_head);
-    s->local_head = head;
-    s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) + n),
-                         std::memory_order_relaxed);
+    s->set_link(tail, s->local_free);
+    s->local_free = head;
     return;
   }
   std::uint64_t w = s->xfree.load(std::memory_order_relaxed);

@@ -150,6 +150,11 @@ class SlabCache {
   void flush_entry(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;
   detail::ThreadHeap::Entry& entry_of(detail::ThreadHeap* heap) noexcept;
   std::size_t index_of(const detail::Slab* slab, const void* object) const noexcept;
+  // Slot state from our capacity_ (no read of the slab header's capacity).
+  std::uint8_t state_of(const detail::Slab* s, std::size_t i) const noexcept {
+    return reinterpret_cast<const std::atomic<std::uint8_t>*>(s->links() + capacity_)[i].load(
+        std::memory_order_relaxed);
+  }
   void free_invalid(void* object, detail::Slab* slab) noexcept;
   detail::Slab* new_slab() noexcept;
   void delete_slab_locked(detail::Slab* slab) noexcept;
@@ -205,8 +210,6 @@ inline void* SlabCache::alloc() noexcept {
       if (MSLAB_LIKELY(i != detail::kNil)) {
         s->local_head = s->link(i);
         s->set_link(i, detail::kAllocated);
-        s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) - 1),
-                             std::memory_order_relaxed);
         char* object = reinterpret_cast<char*>(s) + objects_offset_ + std::size_t{i} * stride_;
         detail::unpoison_object(object, object_size_);
         return object;
@@ -234,19 +237,18 @@ inline void SlabCache::free(void* object) noexcept {
     const detail::ThreadHeap::Entry& e = heap->entries[id_];
     if (MSLAB_LIKELY(e.active == s && e.serial == serial_)) {
       // Our own active slab: only this thread touches its local list.
-      if (kCheapChecks && MSLAB_UNLIKELY(!s->is_live(i))) return free_invalid(object, s);
+      if (kCheapChecks && MSLAB_UNLIKELY(s->link(i) != detail::kAllocated || state_of(s, i) == detail::kFreed))
+        return free_invalid(object, s);
       if constexpr (kFullChecks) {
         // Claim the link, so that a racing free of the same object by
         // another thread cannot also succeed (see free_other()).
         std::uint16_t expected = detail::kAllocated;
-        if (!s->links()[i].compare_exchange_strong(expected, s->local_head, std::memory_order_relaxed))
+        if (!s->links()[i].compare_exchange_strong(expected, s->local_free, std::memory_order_relaxed))
           return free_invalid(object, s);
       }
       detail::poison_object(object, object_size_);
-      s->set_link(i, s->local_head);
-      s->local_head = static_cast<std::uint16_t>(i);
-      s->local_count.store(static_cast<std::uint16_t>(s->local_count.load(std::memory_order_relaxed) + 1),
-                           std::memory_order_relaxed);
+      s->set_link(i, s->local_free);
+      s->local_free = static_cast<std::uint16_t>(i);
       return;
     }
   }
