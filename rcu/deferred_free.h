@@ -34,7 +34,9 @@ void defer_free(void* p) noexcept;
 void defer_free(void* p, FreeFn fn) noexcept;
 
 namespace detail {
-void free_by_owner(void* p) noexcept;      // slab cache / page allocator / ::operator delete
+// The typed form's free: slab cache, page allocator, else ::operator delete
+// (memory from plain `new`); the untyped form falls back to std::free.
+void free_by_owner(void* p) noexcept;
 void defer_with_size(void* p, FreeFn fn, std::size_t bytes) noexcept;
 template <class T>
 void destroy_then_free(void* p) noexcept {
