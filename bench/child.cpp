@@ -1,5 +1,6 @@
 // Fork, pipe and wait for run_in_child (child.h).
 #include "bench/child.h"
+#include "bench/fd_io.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -13,30 +14,6 @@
 
 namespace mslab::bench {
 namespace {
-
-bool write_all(int fd, const void* data, std::size_t n) noexcept {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t k = ::write(fd, p, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    p += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
-
-std::size_t read_all(int fd, void* data, std::size_t n) noexcept {
-  char* p = static_cast<char*>(data);
-  std::size_t got = 0;
-  while (got < n) {
-    const ssize_t k = ::read(fd, p + got, n - got);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) break;
-    got += static_cast<std::size_t>(k);
-  }
-  return got;
-}
 
 RunRecord failed(const RunSpec& spec, const Options& options, const std::string& why) {
   RunRecord r;
