@@ -170,8 +170,14 @@ void add_pending(State& s, std::size_t bytes) noexcept {
   }
 }
 
+// Producers publish work (a submitted batch, a new partial one) and then
+// read worker_idle; the worker stores worker_idle and then reads the work
+// counters. Each side has a seq_cst fence between its store and its load,
+// so at least one of them sees the other's store: either the producer
+// wakes the worker, or the worker sees the work and does not sleep.
 void wake_worker(State& s) noexcept {
-  if (s.worker_idle.load(std::memory_order_acquire)) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (s.worker_idle.load(std::memory_order_relaxed)) {
     std::lock_guard guard(s.lock);
     s.wake.notify_one();
   }
@@ -293,7 +299,8 @@ void worker_main(State& s) noexcept {
       return s.stop || s.submitted.load(std::memory_order_acquire) != nullptr || s.barrier_requested != s.barrier_done;
     };
     if (!has_work()) {
-      s.worker_idle.store(true, std::memory_order_release);
+      s.worker_idle.store(true, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // see wake_worker()
       if (s.partial.load(std::memory_order_relaxed) > 0)
         s.wake.wait_until(guard, last_steal + interval, has_work);
       else
@@ -398,7 +405,7 @@ void emergency(State& s, void* p, FreeFn fn, std::size_t bytes) noexcept {
   b->next = nullptr;
   b->from_reserve = true;
   b->count = 1;
-  b->bytes = bytes;
+  b->bytes = bytes + sizeof(Entry);
   b->entries[0] = Entry{p, fn};
   submit(s, b);
 }
@@ -429,7 +436,7 @@ void enqueue(void* p, FreeFn fn, std::size_t bytes) noexcept {
     me->current.store(kBusy, std::memory_order_relaxed);
   }
   b->entries[b->count++] = Entry{p, fn};
-  b->bytes += bytes;
+  b->bytes += bytes + sizeof(Entry);
   if (b->count == Batch::kEntries) {
     me->current.store(nullptr, std::memory_order_release);
     s.partial.fetch_sub(1, std::memory_order_relaxed);
@@ -441,7 +448,7 @@ void enqueue(void* p, FreeFn fn, std::size_t bytes) noexcept {
   const bool first_entry = b->count == 1;
   // release: publishes the entries to a worker that steals the batch.
   me->current.store(b, std::memory_order_release);
-  if (MSLAB_UNLIKELY(first_entry && s.worker_idle.load(std::memory_order_relaxed))) wake_worker(s);
+  if (MSLAB_UNLIKELY(first_entry)) wake_worker(s);  // a new partial batch: the worker's timer must run
 }
 
 }  // namespace
@@ -469,6 +476,10 @@ void defer_free(void* p) noexcept {
 void defer_free(void* p, FreeFn fn) noexcept {
   if (p == nullptr) return;
   enqueue(p, fn, owner_size(p));
+}
+
+void defer_free(void* p, FreeFn fn, std::size_t bytes) noexcept {
+  if (p != nullptr) enqueue(p, fn, bytes);
 }
 
 void barrier() noexcept {

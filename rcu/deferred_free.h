@@ -31,7 +31,13 @@ using FreeFn = void (*)(void* object);
 void defer_free(void* p) noexcept;
 
 /// As defer_free(p), but freed by calling `fn(p)` (on the worker thread).
+/// The pending-bytes limit counts `p`'s size when mslab owns it; memory
+/// mslab does not own counts only its 16-byte queue entry, so pass its
+/// size with the three-argument form for the limit to see it.
 void defer_free(void* p, FreeFn fn) noexcept;
+
+/// As defer_free(p, fn), with `bytes` counted against the pending limit.
+void defer_free(void* p, FreeFn fn, std::size_t bytes) noexcept;
 
 namespace detail {
 // The typed form's free: slab cache, page allocator, else ::operator delete
@@ -65,6 +71,8 @@ void shutdown() noexcept;
 
 struct DeferredOptions {
   // Producers outside read sections wait while more than this is pending.
+  // Each pointer counts its object's size (see defer_free) plus its 16-byte
+  // entry in a batch.
   // Pending bytes stay below the limit plus two batches (254 objects) per
   // producing thread: each checks once per submitted batch, and the worker
   // may add its partial batch.
