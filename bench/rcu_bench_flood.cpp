@@ -169,7 +169,7 @@ void producer(std::uint64_t n, unsigned latency_every, Pace pace, Sync& sync, do
     }
     if constexpr (C == FloodCase::kCallRcu) urcu_memb_call_rcu(&o->head, flood_call_rcu_cb);
     if constexpr (C == FloodCase::kDeferRcu) urcu_memb_defer_rcu(flood_defer_rcu_cb, o);
-    if constexpr (C == FloodCase::kMslab) rcu::defer_free(o, free_malloced);
+    if constexpr (C == FloodCase::kMslab) rcu::defer_free(o, free_malloced, sizeof(Obj));
     if constexpr (C == FloodCase::kMslabHeadless) rcu::defer_free(o);
     if constexpr (C == FloodCase::kMslabSlab) rcu::defer_free(o, free_to_slab);
     if constexpr (C == FloodCase::kDirect) free_malloced(o);

@@ -20,6 +20,17 @@
 // the owner appends (a few instructions, never across a blocking call), or
 // null. The worker steals a partial batch with a CAS from batch to null,
 // spinning only while it sees kBusy.
+//
+// Helping (a flood): while pending bytes exceed help_above_bytes, a
+// producer keeps its own full batches in a small ring (`held`), asks the
+// worker for grace periods, and frees each batch itself once its cookie has
+// elapsed. Its frees are then local (into its own slab heap, its own malloc
+// arena, from a hot cache) and the freeing is spread over every producing
+// CPU instead of one worker; pending memory stays at a few batches per
+// producer. A full ring passes its oldest batch to the worker; the worker
+// takes the ring of a producer that stopped, and every ring when helping
+// ends, on a barrier and at shutdown (then it also waits for a producer
+// still freeing one it took: `reaping`).
 #include "rcu/deferred_free.h"
 
 #include <malloc.h>
@@ -59,8 +70,18 @@ struct Batch {
 };
 static_assert(sizeof(Batch) <= kPageSize);
 
+constexpr unsigned kHeldSlots = 8;  // a producer's ring of full batches while helping
+
 struct Producer {
   std::atomic<Batch*> current{nullptr};
+  // Full batches waiting for their grace period, oldest at `head`. The
+  // owner fills and reaps them; the worker may take any slot (exchange).
+  std::atomic<Batch*> held[kHeldSlots] = {};
+  std::uint64_t held_cookie[kHeldSlots] = {};  // owner only: each slot's cookie
+  std::uint32_t head = 0, tail = 0;            // owner only
+  std::atomic<std::uint64_t> activity{0};      // bumped by the owner's ring operations
+  std::atomic<bool> reaping{false};            // the owner is freeing a batch it took from `held`
+  std::uint64_t seen_activity = 0;             // worker only: `activity` at its last look
   Producer* next = nullptr;  // the list only grows; records are reused
   bool in_use = false;       // under State::lock
 };
@@ -70,7 +91,7 @@ constexpr std::size_t kReserveBatches = 8;
 
 struct Stats {
   std::atomic<std::uint64_t> queued{0}, freed{0}, grace_periods{0}, batches{0}, batches_elapsed{0},
-      producer_waits{0}, emergency_frees{0}, reserve_batches{0}, leaked{0};
+      producer_waits{0}, emergency_frees{0}, reserve_batches{0}, leaked{0}, helped{0};
   std::atomic<std::size_t> pending_bytes{0}, peak_pending_bytes{0};
 };
 
@@ -81,6 +102,10 @@ struct State {
   Producer* producers = nullptr;
   std::atomic<Batch*> submitted{nullptr};
   std::atomic<std::size_t> partial{0};  // partial batches held in producer slots
+  std::atomic<std::size_t> held{0};     // full batches in producers' rings
+  std::atomic<bool> helping{false};     // set by the worker: producers keep and free their batches
+  std::atomic<std::uint64_t> gp_wanted{0};  // the newest cookie a producer waits on
+  std::atomic<int> gp_waiters{0};           // producers sleeping until a grace period ends
   std::uint64_t barrier_requested = 0, barrier_done = 0;  // under lock
   std::atomic<bool> worker_idle{false};
   std::atomic<bool> shut_down{false};
@@ -89,6 +114,7 @@ struct State {
   std::thread worker;
   DeferredOptions options;                     // under lock
   std::atomic<std::size_t> pending_limit{DeferredOptions{}.pending_limit_bytes};
+  std::atomic<std::size_t> help_above{DeferredOptions{}.help_above_bytes};
   Stats stats;
   Batch* reserve_free = nullptr;  // under lock
   pthread_key_t exit_key;
@@ -109,6 +135,14 @@ void stop_worker(State& s) noexcept;
 State& state() noexcept;
 
 constinit thread_local Producer* tl_producer = nullptr;
+// Non-zero while this thread runs free functions (the worker, or a producer
+// reaping its ring). A free function may itself call defer_free; that call
+// must never wait, for the wait could need this very thread to go on.
+constinit thread_local unsigned tl_freeing = 0;
+
+// Whether a producer may block here: not inside a read section (a grace
+// period would wait for it), not inside a free function (see tl_freeing).
+bool may_wait() noexcept { return !in_read_section() && tl_freeing == 0; }
 
 // ---------------------------------------------------------------------------
 // Freeing one entry.
@@ -183,28 +217,241 @@ void wake_worker(State& s) noexcept {
   }
 }
 
-// A producer hands over a full (or final) batch.
-void submit(State& s, Batch* b) noexcept {
-  // Read after every pointer in the batch was unpublished (program order).
+void free_batch(State& s, Batch* b) noexcept {
+  ++tl_freeing;
+  for (std::uint32_t i = 0; i < b->count; ++i) run_entry(b->entries[i]);
+  --tl_freeing;
+  s.stats.freed.fetch_add(b->count, std::memory_order_relaxed);
+  s.stats.pending_bytes.fetch_sub(b->bytes, std::memory_order_relaxed);
+  release_batch(s, b);
+}
+
+// A full (or final) batch enters the pending count with its cookie, read
+// after every pointer in it was unpublished (program order).
+void account(State& s, Batch* b) noexcept {
   b->cookie = gp_cookie();
   s.stats.queued.fetch_add(b->count, std::memory_order_relaxed);
   add_pending(s, b->bytes);
+}
+
+void drain_after_shutdown(State& s) noexcept;
+
+void push_submitted(State& s, Batch* b) noexcept {
   Batch* head = s.submitted.load(std::memory_order_relaxed);
   do {
     b->next = head;
-  } while (!s.submitted.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_relaxed));
+    // seq_cst, with the shutdown flag: see drain_after_shutdown().
+  } while (!s.submitted.compare_exchange_weak(head, b, std::memory_order_seq_cst, std::memory_order_relaxed));
   wake_worker(s);
-  // Flood control: wait for the worker while too much is pending — but
-  // never inside a read section, whose end the worker's grace period needs.
-  const std::size_t limit = s.pending_limit.load(std::memory_order_relaxed);
-  if (s.stats.pending_bytes.load(std::memory_order_relaxed) > limit && !in_read_section()) {
-    s.stats.producer_waits.fetch_add(1, std::memory_order_relaxed);
-    std::unique_lock guard(s.lock);
-    s.wake.notify_one();
-    s.progress.wait(guard, [&] {
-      return s.stats.pending_bytes.load(std::memory_order_relaxed) <= limit || !s.running.load();
-    });
+  if (MSLAB_UNLIKELY(s.shut_down.load(std::memory_order_seq_cst))) drain_after_shutdown(s);
+}
+
+// A producer racing with shutdown() pushed a batch: if the worker has
+// already ended, nobody else will free it. (The worker stores shut_down
+// before its last cycles and checks `submitted` last, both seq_cst: a push
+// that did not see the flag is seen by the worker.)
+void drain_after_shutdown(State& s) noexcept {
+  {
+    std::lock_guard guard(s.lock);
+    if (s.running.load()) return;  // its last cycle will collect the batch
   }
+  Batch* list = s.submitted.exchange(nullptr, std::memory_order_acquire);
+  if (list == nullptr) return;
+  if (in_read_section()) {
+    report_error(ErrorCode::kInvalidArgument, nullptr, list,
+                 "deferred free after shutdown inside a read section; the objects are leaked");
+    for (Batch* b = list; b != nullptr; b = b->next) s.stats.leaked.fetch_add(b->count, std::memory_order_relaxed);
+    return;
+  }
+  synchronize();
+  while (list != nullptr) {
+    Batch* b = list;
+    list = b->next;
+    free_batch(s, b);
+  }
+}
+
+// Every held batch of `p` goes to the worker (already counted); the ring
+// is left empty.
+void give_ring_to_worker(State& s, Producer* p) noexcept {
+  for (auto& slot : p->held) {
+    if (Batch* b = slot.exchange(nullptr, std::memory_order_acquire)) {
+      s.held.fetch_sub(1, std::memory_order_relaxed);
+      push_submitted(s, b);
+    }
+  }
+  p->head = p->tail = 0;
+}
+
+// ---------------------------------------------------------------------------
+// Helping: a producer's ring of held batches (see the top of the file).
+
+void run_grace_period(State& s) noexcept;
+
+bool can_reap(const Producer* me) noexcept {
+  return me->head != me->tail && gp_elapsed(me->held_cookie[me->head % kHeldSlots]);
+}
+
+// The owner frees, oldest first, the held batches whose grace period has
+// elapsed; slots the worker emptied are skipped. A free function may defer
+// a free and so reap again, nested: each slot is consumed (head advanced)
+// before its batch's free functions run.
+void reap(State& s, Producer* me) noexcept {
+  const std::uint32_t head = me->head;
+  while (me->head != me->tail) {
+    const unsigned i = me->head % kHeldSlots;
+    if (me->held[i].load(std::memory_order_relaxed) != nullptr && !gp_elapsed(me->held_cookie[i])) break;
+    ++me->head;
+    // seq_cst store, then the exchange: a worker that found this slot empty
+    // sees `reaping` (take_held / wait_for_reapers). Nested reaps leave the
+    // flag to the outermost one.
+    const bool outer = !me->reaping.load(std::memory_order_relaxed);
+    me->reaping.store(true, std::memory_order_seq_cst);
+    if (Batch* b = me->held[i].exchange(nullptr, std::memory_order_seq_cst)) {
+      s.held.fetch_sub(1, std::memory_order_relaxed);
+      s.stats.helped.fetch_add(b->count, std::memory_order_relaxed);
+      free_batch(s, b);
+    }
+    if (outer) me->reaping.store(false, std::memory_order_release);
+  }
+  if (me->head != head) me->activity.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Asks the worker for a grace period that covers `cookie`.
+void want_grace_period(State& s, std::uint64_t cookie) noexcept {
+  std::uint64_t wanted = s.gp_wanted.load(std::memory_order_relaxed);
+  if (wanted >= cookie) return;  // already asked for, by us or another producer
+  while (wanted < cookie &&
+         !s.gp_wanted.compare_exchange_weak(wanted, cookie, std::memory_order_relaxed, std::memory_order_relaxed)) {
+  }
+  wake_worker(s);
+}
+
+// Sleeps until the oldest held batch's grace period has ended.
+void wait_for_oldest(State& s, Producer* me) noexcept {
+  s.stats.producer_waits.fetch_add(1, std::memory_order_relaxed);
+  want_grace_period(s, me->held_cookie[me->head % kHeldSlots]);
+  s.gp_waiters.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // see run_grace_period()
+  {
+    std::unique_lock guard(s.lock);
+    s.progress.wait(guard, [&] { return can_reap(me) || !s.running.load(); });
+  }
+  s.gp_waiters.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Flood control: past the pending limit a producer outside a read section
+// (whose end the worker's grace period needs) frees what it can of its own
+// and otherwise waits for the worker.
+void wait_below_limit(State& s, Producer* me) noexcept {
+  const std::size_t limit = s.pending_limit.load(std::memory_order_relaxed);
+  auto below = [&] { return s.stats.pending_bytes.load(std::memory_order_relaxed) <= limit || !s.running.load(); };
+  if (below() || !may_wait()) return;
+  s.stats.producer_waits.fetch_add(1, std::memory_order_relaxed);
+  std::unique_lock guard(s.lock);
+  s.wake.notify_one();
+  while (!below()) {
+    if (me != nullptr && can_reap(me)) {
+      guard.unlock();
+      reap(s, me);
+      guard.lock();
+      continue;
+    }
+    s.progress.wait(guard, [&] { return below() || (me != nullptr && can_reap(me)); });
+  }
+}
+
+// Producers help while pending bytes exceed help_above, until they fall
+// below half of it (hysteresis, so that the mode does not flap). Decided
+// by producers at every full batch, so that helping starts before a
+// backlog can build up, and by the worker after every cycle.
+bool update_helping(State& s) noexcept {
+  const std::size_t pending = s.stats.pending_bytes.load(std::memory_order_relaxed);
+  const std::size_t above = s.help_above.load(std::memory_order_relaxed);
+  const bool helping = s.helping.load(std::memory_order_relaxed);
+  if (!helping && pending > above) {
+    s.helping.store(true, std::memory_order_relaxed);
+    return true;
+  }
+  if (helping && pending < above / 8) {
+    s.helping.store(false, std::memory_order_relaxed);
+    return false;
+  }
+  return helping;
+}
+
+// Makes room in a helping producer's ring: frees what has elapsed and, if
+// the ring is still full, waits for the grace period its oldest batch
+// needs (the worker is running it) — in a flood, producers that outrun the
+// worker's grace periods must give it the CPU. Not where it may not wait
+// (may_wait); the caller then overflows to the worker.
+void make_room(State& s, Producer* me) noexcept {
+  reap(s, me);
+  while (me->tail - me->head == kHeldSlots && may_wait() && s.running.load(std::memory_order_relaxed)) {
+    wait_for_oldest(s, me);
+    reap(s, me);
+  }
+}
+
+// Puts a counted full batch at the tail of the ring, passing the oldest to
+// the worker if the ring is still full.
+void put_in_ring(State& s, Producer* me, Batch* b) noexcept {
+  if (me->tail - me->head == kHeldSlots) {
+    Batch* oldest = me->held[me->head % kHeldSlots].exchange(nullptr, std::memory_order_acquire);
+    ++me->head;
+    if (oldest != nullptr) {
+      s.held.fetch_sub(1, std::memory_order_relaxed);
+      push_submitted(s, oldest);
+    }
+  }
+  const unsigned i = me->tail % kHeldSlots;
+  me->held_cookie[i] = b->cookie;
+  s.held.fetch_add(1, std::memory_order_relaxed);  // before the batch can be taken
+  me->held[i].store(b, std::memory_order_release);  // release: the entries, to a worker that takes it
+  ++me->tail;
+  me->activity.fetch_add(1, std::memory_order_relaxed);
+}
+
+// A producer's batch `b` just became full; its slot holds kBusy. The batch
+// moves to the ring (helping) or to `submitted`, and stays reachable by a
+// barrier at every step: the worker visits the slots (spinning on kBusy),
+// then the rings, then `submitted` — the direction batches move in — and
+// anything that may block runs with `b` published in the slot again.
+void full_batch(State& s, Producer* me, Batch* b) noexcept {
+  const bool help = update_helping(s);
+  if (help || me->head != me->tail) {
+    me->current.store(b, std::memory_order_release);  // stealable while we free or wait
+    if (help)
+      make_room(s, me);
+    else
+      reap(s, me);  // what is left from helping
+    // A free function we ran may have called defer_free: that call found
+    // b full and passed it to the worker (see enqueue), and may have left
+    // a partial batch of its own. Only a full batch in the slot is b.
+    Batch* again = me->current.exchange(kBusy, std::memory_order_acquire);
+    if (again == nullptr || again->count != Batch::kEntries) {  // b is gone: the worker has it
+      me->current.store(again, std::memory_order_release);
+      return wait_below_limit(s, me);
+    }
+    b = again;
+  }
+  s.partial.fetch_sub(1, std::memory_order_relaxed);
+  account(s, b);
+  const std::uint64_t cookie = b->cookie;  // the worker may free b once it is placed
+  if (help)
+    put_in_ring(s, me, b);
+  else
+    push_submitted(s, b);
+  me->current.store(nullptr, std::memory_order_release);
+  if (help) {
+    want_grace_period(s, cookie);
+    // A shutdown that began meanwhile may have taken the rings for the
+    // last time: then hand ours over (the fence pairs with the seq_cst
+    // store of shut_down and the worker's seq_cst exchanges in take_held).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (MSLAB_UNLIKELY(s.shut_down.load(std::memory_order_relaxed))) give_ring_to_worker(s, me);
+  }
+  wait_below_limit(s, me);
 }
 
 // ---------------------------------------------------------------------------
@@ -213,13 +460,21 @@ void submit(State& s, Batch* b) noexcept {
 void run_grace_period(State& s) noexcept {
   synchronize();
   s.stats.grace_periods.fetch_add(1, std::memory_order_relaxed);
+  // The grace period's end (g_gp_completed), then the waiter count; a
+  // producer does the opposite (wait_for_oldest): one of us sees the other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (s.gp_waiters.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard guard(s.lock);
+    s.progress.notify_all();
+  }
 }
 
-// Takes every producer's partial batch. Caller holds s.lock (the producer
-// list); producers never take it on their fast path.
-Batch* steal_partials(State& s) noexcept {
+// Takes every producer's partial batch. `producers` is a snapshot of the
+// list head taken under s.lock (records are never freed; the list grows
+// only at its head).
+Batch* steal_partials(State& s, Producer* producers) noexcept {
   Batch* stolen = nullptr;
-  for (Producer* p = s.producers; p != nullptr; p = p->next) {
+  for (Producer* p = producers; p != nullptr; p = p->next) {
     Batch* b = p->current.load(std::memory_order_acquire);
     for (;;) {
       if (b == nullptr) break;
@@ -231,9 +486,7 @@ Batch* steal_partials(State& s) noexcept {
       // acquire: pairs with the owner's release store of the batch.
       if (p->current.compare_exchange_weak(b, nullptr, std::memory_order_acquire, std::memory_order_acquire)) {
         s.partial.fetch_sub(1, std::memory_order_relaxed);
-        s.stats.queued.fetch_add(b->count, std::memory_order_relaxed);
-        add_pending(s, b->bytes);
-        b->cookie = gp_cookie();
+        account(s, b);
         b->next = stolen;
         stolen = b;
         break;
@@ -243,22 +496,56 @@ Batch* steal_partials(State& s) noexcept {
   return stolen;
 }
 
-void free_batches(State& s, Batch* list) noexcept {
-  while (list != nullptr) {
-    Batch* b = list;
-    list = b->next;
-    for (std::uint32_t i = 0; i < b->count; ++i) run_entry(b->entries[i]);
-    s.stats.freed.fetch_add(b->count, std::memory_order_relaxed);
-    s.stats.pending_bytes.fetch_sub(b->bytes, std::memory_order_relaxed);
-    release_batch(s, b);
+// Takes held batches out of the producers' rings: all of them when `all`,
+// else only those of producers whose ring has not moved since the last look
+// (they stopped producing; their batches would wait for ever).
+Batch* take_held(State& s, Producer* producers, bool all) noexcept {
+  Batch* taken = nullptr;
+  for (Producer* p = producers; p != nullptr; p = p->next) {
+    const std::uint64_t activity = p->activity.load(std::memory_order_relaxed);
+    const bool idle = activity == p->seen_activity;
+    p->seen_activity = activity;
+    if (!all && !idle) continue;
+    for (auto& slot : p->held) {
+      if (slot.load(std::memory_order_relaxed) == nullptr) continue;
+      // acquire (seq_cst): the owner's release store of the batch; see reap().
+      if (Batch* b = slot.exchange(nullptr, std::memory_order_seq_cst)) {
+        s.held.fetch_sub(1, std::memory_order_relaxed);
+        b->next = taken;
+        taken = b;
+      }
+    }
   }
+  return taken;
 }
 
+// After take_held(all): a producer may still be freeing a batch it took
+// just before; a barrier must not return until it has.
+void wait_for_reapers(Producer* producers) noexcept {
+  for (Producer* p = producers; p != nullptr; p = p->next)
+    while (p->reaping.load(std::memory_order_seq_cst)) std::this_thread::yield();
+}
+
+struct CycleInput {
+  Batch* stolen;         // partial batches (steal_partials), cookies just taken
+  Producer* producers;   // snapshot of the list head (it only grows at its head)
+  bool take_all_held;    // barrier, shutdown, or helping has ended
+  bool take_idle_held;   // a flush tick: take the rings of stopped producers
+};
+
 // One cycle: collect, wait for a grace period if needed, free.
-void run_cycle(State& s, Batch* stolen) noexcept {
-  Batch* collected = s.submitted.exchange(nullptr, std::memory_order_acquire);
+void run_cycle(State& s, const CycleInput& in) noexcept {
+  // Rings before `submitted`: the direction batches move in (full_batch).
+  Batch* collected = nullptr;
+  if (in.take_all_held || in.take_idle_held) collected = take_held(s, in.producers, in.take_all_held);
+  if (Batch* submitted = s.submitted.exchange(nullptr, std::memory_order_acquire)) {
+    Batch* tail = submitted;
+    while (tail->next != nullptr) tail = tail->next;
+    tail->next = collected;
+    collected = submitted;
+  }
   Batch* ready = nullptr;
-  Batch* waiting = stolen;  // stolen batches always need the next grace period
+  Batch* waiting = in.stolen;  // stolen batches always need the next grace period
   while (collected != nullptr) {
     Batch* b = collected;
     collected = b->next;
@@ -272,21 +559,37 @@ void run_cycle(State& s, Batch* stolen) noexcept {
       waiting = b;
     }
   }
-  for (Batch* b = stolen; b != nullptr; b = b->next) s.stats.batches.fetch_add(1, std::memory_order_relaxed);
-  if (waiting != nullptr) {
+  for (Batch* b = in.stolen; b != nullptr; b = b->next) s.stats.batches.fetch_add(1, std::memory_order_relaxed);
+  if (waiting != nullptr || !gp_elapsed(s.gp_wanted.load(std::memory_order_relaxed))) {
     run_grace_period(s);
     // Every waiting batch got its cookie before this grace period began
     // (at submission or at our steal), so it has elapsed for all of them:
     // the whole waiting set becomes ready.
-    Batch* tail = waiting;
-    while (tail->next != nullptr) tail = tail->next;
-    tail->next = ready;
-    ready = waiting;
+    if (waiting != nullptr) {
+      Batch* tail = waiting;
+      while (tail->next != nullptr) tail = tail->next;
+      tail->next = ready;
+      ready = waiting;
+    }
   }
-  free_batches(s, ready);
+  // Helping producers wait on grace periods to free their own batches: a
+  // long free loop here must not starve them, or their rings overflow into
+  // this very loop. Between batches, serve any grace period asked for.
+  unsigned since_check = 0;
+  while (ready != nullptr) {
+    Batch* b = ready;
+    ready = b->next;
+    free_batch(s, b);
+    if (++since_check == 4) {
+      since_check = 0;
+      if (!gp_elapsed(s.gp_wanted.load(std::memory_order_relaxed))) run_grace_period(s);
+    }
+  }
   // Our frees into slabs we do not own are chained per slab: push them now.
   mslab::detail::flush_thread_heap();
+  if (in.take_all_held) wait_for_reapers(in.producers);
 }
+
 
 void worker_main(State& s) noexcept {
   mslab::detail::create_thread_heap();  // lets its frees batch per slab
@@ -296,31 +599,42 @@ void worker_main(State& s) noexcept {
   for (;;) {
     const auto interval = std::chrono::microseconds(s.options.flush_interval_us);
     auto has_work = [&] {
-      return s.stop || s.submitted.load(std::memory_order_acquire) != nullptr || s.barrier_requested != s.barrier_done;
+      return s.stop || s.submitted.load(std::memory_order_acquire) != nullptr ||
+             s.barrier_requested != s.barrier_done || !gp_elapsed(s.gp_wanted.load(std::memory_order_relaxed));
+    };
+    // Work that only a timer brings back: partial batches to steal, held
+    // batches of producers that may have stopped.
+    auto has_timed_work = [&] {
+      return s.partial.load(std::memory_order_relaxed) > 0 || s.held.load(std::memory_order_relaxed) > 0;
     };
     if (!has_work()) {
       s.worker_idle.store(true, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);  // see wake_worker()
-      if (s.partial.load(std::memory_order_relaxed) > 0)
+      if (has_timed_work())
         s.wake.wait_until(guard, last_steal + interval, has_work);
       else
-        s.wake.wait(guard, [&] { return has_work() || s.partial.load(std::memory_order_relaxed) > 0; });
+        s.wake.wait(guard, [&] { return has_work() || has_timed_work(); });
       s.worker_idle.store(false, std::memory_order_relaxed);
     }
     const std::uint64_t barrier_target = s.barrier_requested;
     const bool stopping = s.stop;
+    const bool final = barrier_target != s.barrier_done || stopping;
     const auto now = clock::now();
-    Batch* stolen = nullptr;
-    if (barrier_target != s.barrier_done || stopping || now - last_steal >= interval) {
-      stolen = steal_partials(s);
-      last_steal = now;
-    }
+    CycleInput in{nullptr, s.producers, final || !s.helping.load(std::memory_order_relaxed), false};
+    const bool steal = final || now - last_steal >= interval;
+    if (steal) last_steal = now;
     guard.unlock();
-    run_cycle(s, stolen);
+    // Not under the lock: a producer holding kBusy may take it (wake_worker).
+    if (steal) {
+      in.stolen = steal_partials(s, in.producers);
+      in.take_idle_held = true;
+    }
+    run_cycle(s, in);
+    update_helping(s);  // also when no producer comes back to end it
     guard.lock();
     s.barrier_done = barrier_target;
     s.progress.notify_all();
-    if (stopping && s.submitted.load(std::memory_order_acquire) == nullptr) break;
+    if (stopping && s.submitted.load(std::memory_order_seq_cst) == nullptr) break;
   }
   s.running.store(false);
   s.progress.notify_all();
@@ -349,11 +663,17 @@ State& state() noexcept {
 void on_producer_exit(void* arg) noexcept {
   auto* p = static_cast<Producer*>(arg);
   State& s = state();
-  Batch* b = p->current.exchange(nullptr, std::memory_order_acquire);
+  // kBusy while the batches move, so that a barrier cannot miss them (see
+  // full_batch); the record is then reused with an empty ring.
+  Batch* b = p->current.exchange(kBusy, std::memory_order_acquire);
   if (b != nullptr) {
     s.partial.fetch_sub(1, std::memory_order_relaxed);
-    submit(s, b);
+    account(s, b);
+    push_submitted(s, b);
   }
+  give_ring_to_worker(s, p);
+  p->current.store(nullptr, std::memory_order_release);
+  wait_below_limit(s, nullptr);
   std::lock_guard guard(s.lock);
   p->in_use = false;
   if (tl_producer == p) tl_producer = nullptr;
@@ -407,7 +727,8 @@ void emergency(State& s, void* p, FreeFn fn, std::size_t bytes) noexcept {
   b->count = 1;
   b->bytes = bytes + sizeof(Entry);
   b->entries[0] = Entry{p, fn};
-  submit(s, b);
+  account(s, b);
+  push_submitted(s, b);
 }
 
 // After shutdown: no worker; free directly (see the header).
@@ -427,6 +748,15 @@ void enqueue(void* p, FreeFn fn, std::size_t bytes) noexcept {
   Producer* me = producer(s);
   if (MSLAB_UNLIKELY(me == nullptr)) return emergency(s, p, fn, bytes);
   Batch* b = me->current.exchange(kBusy, std::memory_order_acquire);
+  if (MSLAB_UNLIKELY(b != nullptr && b->count == Batch::kEntries)) {
+    // A full batch here belongs to a full_batch() further up this thread's
+    // stack, which is running free functions (we are one of them): hand it
+    // to the worker and start a new one.
+    s.partial.fetch_sub(1, std::memory_order_relaxed);
+    account(s, b);
+    push_submitted(s, b);
+    b = nullptr;
+  }
   if (b == nullptr) {
     me->current.store(nullptr, std::memory_order_relaxed);  // allocate without holding kBusy
     if (!s.running.load(std::memory_order_relaxed)) ensure_worker(s);
@@ -438,10 +768,7 @@ void enqueue(void* p, FreeFn fn, std::size_t bytes) noexcept {
   b->entries[b->count++] = Entry{p, fn};
   b->bytes += bytes + sizeof(Entry);
   if (b->count == Batch::kEntries) {
-    me->current.store(nullptr, std::memory_order_release);
-    s.partial.fetch_sub(1, std::memory_order_relaxed);
-    submit(s, b);
-    return;
+    return full_batch(s, me, b);
   }
   // After this store the worker may steal and free the batch at any time:
   // nothing may read it afterwards.
@@ -487,6 +814,10 @@ void barrier() noexcept {
     report_error(ErrorCode::kInvalidArgument, nullptr, nullptr, "rcu::barrier() inside a read section would deadlock");
     return;
   }
+  if (tl_freeing != 0) {
+    report_error(ErrorCode::kInvalidArgument, nullptr, nullptr, "rcu::barrier() inside a deferred free function would deadlock");
+    return;
+  }
   State& s = state();
   std::unique_lock guard(s.lock);
   if (!s.running.load()) return;
@@ -507,7 +838,7 @@ namespace {
 
 void stop_worker(State& s) noexcept {
   std::unique_lock guard(s.lock);
-  s.shut_down.store(true, std::memory_order_release);
+  s.shut_down.store(true, std::memory_order_seq_cst);  // see drain_after_shutdown()
   if (!s.running.load()) return;
   s.stop = true;
   s.wake.notify_one();
@@ -522,6 +853,7 @@ void set_deferred_options(const DeferredOptions& options) noexcept {
   std::lock_guard guard(s.lock);
   s.options = options;
   s.pending_limit.store(options.pending_limit_bytes, std::memory_order_relaxed);
+  s.help_above.store(options.help_above_bytes, std::memory_order_relaxed);
   s.wake.notify_one();
   s.progress.notify_all();
 }
@@ -538,7 +870,7 @@ DeferredStats deferred_stats() noexcept {
   return DeferredStats{get(st.queued),          get(st.freed),           get(st.grace_periods),
                        get(st.batches),         get(st.batches_elapsed), get(st.producer_waits),
                        get(st.emergency_frees), get(st.reserve_batches), get(st.leaked),
-                       get(st.pending_bytes),   get(st.peak_pending_bytes)};
+                       get(st.helped),          get(st.pending_bytes),   get(st.peak_pending_bytes)};
 }
 
 }  // namespace mslab::rcu

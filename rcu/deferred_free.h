@@ -28,9 +28,17 @@ using FreeFn = void (*)(void* object);
 /// for a grace period and frees `p` itself; inside one it uses a small
 /// static reserve, and only when that too is exhausted reports
 /// kOutOfMemory and leaks `p`. A null `p` is ignored. Thread-safe.
+///
+/// Where frees run: on the worker thread — except in a flood (more than
+/// DeferredOptions::help_above_bytes pending), when the calling thread
+/// frees its own earlier batches whose grace period has elapsed, inside
+/// this call, without blocking. So a free function (FreeFn, ~T() of
+/// defer_delete) must not take a lock that callers of defer_free hold
+/// around the call — the same rule that keeps the waiting in (a) from
+/// deadlocking with the worker.
 void defer_free(void* p) noexcept;
 
-/// As defer_free(p), but freed by calling `fn(p)` (on the worker thread).
+/// As defer_free(p), but freed by calling `fn(p)` (see "where frees run").
 /// The pending-bytes limit counts `p`'s size when mslab owns it; memory
 /// mslab does not own counts only its 16-byte queue entry, so pass its
 /// size with the three-argument form for the limit to see it.
@@ -78,6 +86,12 @@ struct DeferredOptions {
   // may add its partial batch.
   std::size_t pending_limit_bytes = 64u << 20;
   std::uint32_t flush_interval_us = 1000;       // partial batches are taken after this
+  // While more than this is pending (a flood), producers help: each keeps
+  // its own full batches and frees them itself once their grace period has
+  // elapsed (local frees, spread over the producing CPUs), until pending
+  // falls below half of it. Their free functions then run on the producer,
+  // inside defer_free. SIZE_MAX: never.
+  std::size_t help_above_bytes = 256u << 10;
 };
 
 /// Replaces the options. Thread-safe; takes effect at the next worker cycle.
@@ -94,6 +108,7 @@ struct DeferredStats {
   std::uint64_t emergency_frees;     // pointers freed by the caller after its own grace period
   std::uint64_t reserve_batches;     // batches taken from the static reserve
   std::uint64_t leaked;              // pointers lost (no memory, inside a read section)
+  std::uint64_t helped;              // pointers freed by the producer that queued them (helping)
   std::size_t pending_bytes;         // queued, not yet freed (in submitted batches)
   std::size_t peak_pending_bytes;    // the most pending_bytes has been
 };

@@ -178,6 +178,92 @@ TEST_CASE("deferred free: a flood from two threads stays under the pending limit
   rcu::set_deferred_options(saved);
 }
 
+TEST_CASE("deferred free: in a flood producers free their own batches, and barrier still covers them") {
+  const rcu::DeferredOptions saved = rcu::deferred_options();
+  rcu::set_deferred_options({.pending_limit_bytes = 64u << 20, .flush_interval_us = 1000, .help_above_bytes = 16u << 10});
+  rcu::barrier();
+  SlabCache* cache = SlabCache::create({.name = "df-help", .object_size = 64});
+  REQUIRE(cache != nullptr);
+  static std::atomic<long> freed_a{0};
+  freed_a = 0;
+  std::atomic<long> queued_a{0};
+  const rcu::DeferredStats before = rcu::deferred_stats();
+  constexpr long kPerThread = 300000;
+  std::thread a([&] {
+    for (long i = 0; i < kPerThread; ++i) {
+      rcu::defer_free(std::malloc(64), [](void* p) noexcept { freed_a.fetch_add(1); std::free(p); }, 64);
+      queued_a.store(i + 1, std::memory_order_release);
+    }
+  });
+  std::thread b([&] {
+    for (long i = 0; i < kPerThread; ++i) rcu::defer_free(cache->alloc());
+    cache->flush_thread_cache();
+  });
+  // While both flood: everything A queued before a barrier is freed when it returns.
+  int barriers = 0, missed = 0;
+  while (queued_a.load() < kPerThread && barriers < 50) {
+    const long queued = queued_a.load(std::memory_order_acquire);
+    rcu::barrier();
+    ++barriers;
+    if (freed_a.load() < queued) ++missed;
+  }
+  a.join();
+  b.join();
+  rcu::barrier();
+  const rcu::DeferredStats after = rcu::deferred_stats();
+  CHECK(missed == 0);
+  CHECK(freed_a.load() == kPerThread);
+  CHECK(after.freed - before.freed == 2u * kPerThread);
+  CHECK(after.helped > before.helped);  // the producers freed batches themselves
+  CHECK(after.pending_bytes == 0);
+  // Helping keeps a few batches per producer pending, not a backlog.
+  CHECK(after.peak_pending_bytes <= (1u << 20));
+  CHECK(cache->stats().live_objects == 0);
+  CHECK(cache->destroy().live_objects == 0);
+  rcu::set_deferred_options(saved);
+}
+
+TEST_CASE("deferred free: a helping producer inside a read section never waits on its own grace period") {
+  const rcu::DeferredOptions saved = rcu::deferred_options();
+  rcu::set_deferred_options({.pending_limit_bytes = 64u << 20, .flush_interval_us = 1000, .help_above_bytes = 4u << 10});
+  rcu::barrier();
+  g_freed = 0;
+  constexpr long kObjects = 20000;  // many full rings' worth
+  {
+    rcu::ReadGuard guard;  // no grace period can end while we are inside
+    for (long i = 0; i < kObjects; ++i) rcu::defer_free(std::malloc(32), count_free);
+    CHECK(g_freed.load() < kObjects);
+  }
+  rcu::barrier();
+  CHECK(g_freed.load() == kObjects);
+  rcu::set_deferred_options(saved);
+}
+
+// A free function that itself defers a free runs on the worker or on a
+// helping producer; that nested call must never wait (for the worker's
+// grace period, or below the pending limit), or it would wait on itself.
+TEST_CASE("deferred free: free functions that defer more frees never deadlock") {
+  const rcu::DeferredOptions saved = rcu::deferred_options();
+  rcu::set_deferred_options({.pending_limit_bytes = 64u << 10, .flush_interval_us = 1000, .help_above_bytes = 8u << 10});
+  rcu::barrier();
+  g_freed = 0;
+  constexpr long kPerThread = 50000;
+  auto parent_free = [](void* p) noexcept {
+    rcu::defer_free(std::malloc(16), count_free);  // the child, queued from inside a free function
+    count_free(p);
+  };
+  auto flood = [&] {
+    for (long i = 0; i < kPerThread; ++i) rcu::defer_free(std::malloc(48), parent_free, 48);
+  };
+  std::thread a(flood), b(flood);
+  a.join();
+  b.join();
+  rcu::barrier();  // frees the parents; their children are queued meanwhile
+  rcu::barrier();  // and freed by the second
+  CHECK(g_freed.load() == 4 * kPerThread);
+  rcu::set_deferred_options(saved);
+}
+
 TEST_CASE("deferred free: with no memory for a batch, the caller waits for a grace period and frees") {
   g_freed = 0;
   const rcu::DeferredStats before = rcu::deferred_stats();
