@@ -39,7 +39,7 @@ extern std::atomic<std::atomic<ChunkDesc*>*> g_chunk_table;
 /// The descriptor of the chunk holding `p`, or nullptr if mslab does not own
 /// that address. Lock-free; any thread. A concurrent release of the chunk
 /// may make the answer stale: callers only look up pointers they hold.
-inline ChunkDesc* chunk_of(const void* p) noexcept {
+[[gnu::always_inline]] inline ChunkDesc* chunk_of(const void* p) noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
   std::atomic<ChunkDesc*>* table = g_chunk_table.load(std::memory_order_acquire);
   if (table == nullptr || (addr >> kAddressBits) != 0) return nullptr;

@@ -71,7 +71,7 @@ struct ChunkDesc {
 };
 
 /// owner_tag() of the page holding `p`; 0 if it is free or not ours.
-inline std::uint32_t owner_tag_of(const void* p) noexcept {
+[[gnu::always_inline]] inline std::uint32_t owner_tag_of(const void* p) noexcept {
   ChunkDesc* chunk = chunk_of(p);
   if (chunk == nullptr) return 0;
   const auto offset = reinterpret_cast<std::uintptr_t>(p) & (kChunkSize - 1);

@@ -1,9 +1,13 @@
 // The slab: one page-allocator block holding `capacity` objects of one cache,
 // with its header in the first bytes of the block.
 //
-// Layout:   [ Slab header | links[capacity] (u16) | states[capacity] (u8) | pad | obj 0 | … ]
+// Layout:   [ Slab header | slots[capacity] {link u16, state u8, pad} | pad | obj 0 | … ]
 //
-// Free-list links live in the header's links[] array, never inside objects:
+// Each slot's link and state sit together (4 bytes), so a free that checks
+// both touches one cache line. In the text below links[i] and states[i]
+// name slots[i].link and slots[i].state.
+//
+// Free-list links live in the header's slot array, never inside objects:
 // the allocator never reads or writes an object's memory, so the live objects
 // of a slab can be listed while their owners use them, and objects keep their
 // constructed state across free/alloc (kmem_cache constructor semantics).
@@ -11,24 +15,25 @@
 // of whichever free list holds it (kNil ends a list). states[i] is kFreed
 // while the slot is freed but still in some thread's free buffer.
 //
-// A slab is either *active* (owned by one thread: it allocates from and
-// frees into its local list without atomics) or *detached* (owned by no
-// thread). A free into any other slab stores states[i] = kFreed — a blind
-// store, no load, so the cache misses of random frees overlap — and goes
-// into the freeing thread's buffer for that cache. A full buffer is flushed
-// under the cache lock: each slot is checked (a double free finds its link
-// no longer kAllocated) and pushed onto its slab's `xfree` list (a CAS for a
-// slab active in another thread, which collects xfree without the lock;
-// plain stores for a detached slab, whose xfree only changes under the lock).
+// A slab is either *owned* by one thread (its active slab, which it
+// allocates from, or one of a few earlier ones it keeps: it frees into their
+// local lists without atomics) or *detached* (owned by no thread). A free
+// into any other slab stores states[i] = kFreed — a blind store, no load,
+// so the cache misses of random frees overlap — and goes into the freeing
+// thread's buffer for that cache. A full buffer is flushed under the cache
+// lock: each slot is checked (a double free finds its link no longer
+// kAllocated) and pushed onto its slab's `xfree` list (a CAS for a slab
+// owned by another thread, which collects xfree without the lock; plain
+// stores for a detached slab, whose xfree only changes under the lock).
 // Invariants:
-//   active:   capacity == live + |local lists| + xfree.count + buffered
-//   detached: capacity == live + xfree.count + buffered  (local list empty)
+//   owned:    capacity == live + |local lists| + xfree.count + buffered
+//   detached: capacity == live + xfree.count + buffered  (local lists empty)
 // Slot i is live exactly when links[i] == kAllocated and states[i] != kFreed:
 // an object free in a thread's local list or buffer is never counted live.
 // A slab is only freed when xfree.count == capacity: never under a buffered
-// free. A slab active for a
-// thread is never isolated; an isolated slab (defrag) is detached and nothing
-// allocates from it, while frees into it still work.
+// free. A slab owned by a thread is never isolated; an isolated slab
+// (defrag) is detached and nothing allocates from it, while frees into it
+// still work.
 // Depends on: config, page_allocator.
 #pragma once
 
@@ -51,7 +56,15 @@ inline constexpr std::uint16_t kNil = 0xFFFF;        // end of a free list
 inline constexpr std::uint16_t kAllocated = 0xFFFE;  // link of an allocated slot
 inline constexpr std::size_t kMaxSlabObjects = 0xFFFD;
 inline constexpr std::uint8_t kFreed = 1;            // states[i]: freed, in a free buffer
-inline constexpr std::size_t kSlotMetadata = sizeof(std::uint16_t) + sizeof(std::uint8_t);
+
+// One slot's metadata, after the header.
+struct SlotMeta {
+  std::atomic<std::uint16_t> link;  // kAllocated, or the next slot of a free list
+  std::atomic<std::uint8_t> state;  // kFreed: freed, waiting in a free buffer
+  std::uint8_t unused;
+};
+static_assert(sizeof(SlotMeta) == 4);
+inline constexpr std::size_t kSlotMetadata = sizeof(SlotMeta);
 
 // The xfree word: head slot (16 bits) | free count (16) | flags.
 struct XFree {
@@ -95,23 +108,26 @@ struct alignas(64) Slab {
   // --- remote frees, on their own cache line (pushed by any thread)
   alignas(64) std::atomic<std::uint64_t> xfree;
 
-  std::atomic<std::uint16_t>* links() noexcept {
-    return reinterpret_cast<std::atomic<std::uint16_t>*>(this + 1);
+  // Through an integer, not `this + 1`: the slots lie beyond the header
+  // object, and the compiler's array-bounds analysis must not object.
+  [[gnu::always_inline]] SlotMeta* slots() noexcept {
+    return reinterpret_cast<SlotMeta*>(reinterpret_cast<std::uintptr_t>(this) + sizeof(Slab));
   }
-  const std::atomic<std::uint16_t>* links() const noexcept {
-    return reinterpret_cast<const std::atomic<std::uint16_t>*>(this + 1);
+  [[gnu::always_inline]] const SlotMeta* slots() const noexcept {
+    return reinterpret_cast<const SlotMeta*>(reinterpret_cast<std::uintptr_t>(this) + sizeof(Slab));
   }
-  std::uint16_t link(std::size_t i) const noexcept { return links()[i].load(std::memory_order_relaxed); }
-  void set_link(std::size_t i, std::uint16_t v) noexcept { links()[i].store(v, std::memory_order_relaxed); }
-
-  std::atomic<std::uint8_t>* states() noexcept {
-    return reinterpret_cast<std::atomic<std::uint8_t>*>(links() + capacity);
+  [[gnu::always_inline]] std::uint16_t link(std::size_t i) const noexcept {
+    return slots()[i].link.load(std::memory_order_relaxed);
   }
-  const std::atomic<std::uint8_t>* states() const noexcept {
-    return reinterpret_cast<const std::atomic<std::uint8_t>*>(links() + capacity);
+  [[gnu::always_inline]] void set_link(std::size_t i, std::uint16_t v) noexcept {
+    slots()[i].link.store(v, std::memory_order_relaxed);
   }
-  std::uint8_t state(std::size_t i) const noexcept { return states()[i].load(std::memory_order_relaxed); }
-  void set_state(std::size_t i, std::uint8_t v) noexcept { states()[i].store(v, std::memory_order_relaxed); }
+  [[gnu::always_inline]] std::uint8_t state(std::size_t i) const noexcept {
+    return slots()[i].state.load(std::memory_order_relaxed);
+  }
+  [[gnu::always_inline]] void set_state(std::size_t i, std::uint8_t v) noexcept {
+    slots()[i].state.store(v, std::memory_order_relaxed);
+  }
 
   /// Slot i holds a live object (see the invariants above).
   bool is_live(std::size_t i) const noexcept { return link(i) == kAllocated && state(i) != kFreed; }

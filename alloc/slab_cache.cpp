@@ -112,7 +112,7 @@ DestroyReport SlabCache::destroy() noexcept {
   // (other threads' entries are ignored through the serial).
   if (ThreadHeap* heap = detail::tl_heap) {
     ThreadHeap::Entry& e = heap->entries[id_];
-    e.active = nullptr;
+    e.clear();
     e.serial = 0;
     if (e.buffer != nullptr) e.buffer->count = 0;
   }
@@ -136,8 +136,7 @@ Slab* SlabCache::new_slab() noexcept {
   s->list = detail::SlabList::kNone;
   // All slots on the local list, in address order.
   for (std::uint16_t i = 0; i < capacity_; ++i) {
-    new (&s->links()[i]) std::atomic<std::uint16_t>(i + 1 < capacity_ ? static_cast<std::uint16_t>(i + 1) : kNil);
-    new (&s->states()[i]) std::atomic<std::uint8_t>(0);
+    new (&s->slots()[i]) detail::SlotMeta{{i + 1 < capacity_ ? static_cast<std::uint16_t>(i + 1) : kNil}, {0}, 0};
   }
   s->local_head = 0;
   s->local_free = kNil;
@@ -289,13 +288,18 @@ void* SlabCache::alloc_slow() noexcept {
         s->local_free = kNil;
         return alloc();
       }
-      // acquire: pairs with the release CAS in push_locked().
-      const std::uint64_t w = s->xfree.exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
-      if (XFree::count(w) != 0) {
+      // A plain load first: the exchange (a locked instruction) only when
+      // there is something to take.
+      if (XFree::count(s->xfree.load(std::memory_order_relaxed)) != 0) {
+        // acquire: pairs with the release CAS in push_locked().
+        const std::uint64_t w = s->xfree.exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
         s->local_head = XFree::head(w);
         return alloc();
       }
     }
+    // Another owned slab with free slots (our frees, or remote ones) becomes
+    // the active one; the exhausted active slab stays owned in its place.
+    if (activate_owned(e)) continue;
     std::unique_lock guard(lock_);
     // Our buffered frees first: they may refill the active slab or a
     // partial one we are about to take.
@@ -305,13 +309,9 @@ void* SlabCache::alloc_slow() noexcept {
         guard.unlock();
         continue;
       }
-      // Full: detach it, unless a remote free slipped in first.
-      std::uint64_t expected = XFree::make(kNil, 0, 0);
-      if (!s->xfree.compare_exchange_strong(expected, XFree::make(kNil, 0, XFree::kDetached),
-                                            std::memory_order_relaxed))
-        continue;
-      s->owner.store(0, std::memory_order_relaxed);
-      relist_locked(s);
+      // Full: it stays owned (our frees into it stay local), making room
+      // among the owned slabs by giving the oldest back.
+      keep_owned_locked(e, s);
       e.active = nullptr;
     }
     if (Slab* p = take_partial_locked()) {
@@ -357,6 +357,34 @@ void* SlabCache::alloc_direct() noexcept {
   return s->object(i);
 }
 
+// Makes an owned slab with free slots the active one, swapping the active
+// slab into its place. Reads the owned slabs' headers: the slow path only.
+bool SlabCache::activate_owned(ThreadHeap::Entry& e) noexcept {
+  for (Slab*& o : e.owned) {
+    if (o == nullptr) continue;
+    if (o->local_free == kNil && o->local_head == kNil && XFree::count(o->xfree.load(std::memory_order_relaxed)) == 0)
+      continue;
+    std::swap(o, e.active);
+    return true;
+  }
+  return false;
+}
+
+// Files the exhausted active slab `s` among the owned ones; when all places
+// are taken, the oldest owned slab is detached (handed back to the cache).
+void SlabCache::keep_owned_locked(ThreadHeap::Entry& e, Slab* s) noexcept {
+  for (Slab*& o : e.owned) {
+    if (o == nullptr) {
+      o = s;
+      return;
+    }
+  }
+  Slab*& victim = e.owned[e.next_victim];
+  e.next_victim = (e.next_victim + 1) % ThreadHeap::kOwnedSlabs;
+  detach_locked(victim);
+  victim = s;
+}
+
 // ---------------------------------------------------------------------------
 // Frees into slabs the thread does not own.
 
@@ -365,7 +393,7 @@ void* SlabCache::alloc_direct() noexcept {
 ThreadHeap::Entry& SlabCache::entry_of(ThreadHeap* heap) noexcept {
   ThreadHeap::Entry& e = heap->entries[id_];
   if (e.serial != serial_) {
-    e.active = nullptr;
+    e.clear();
     e.serial = serial_;
     if (e.buffer != nullptr) e.buffer->count = 0;
   }
@@ -388,9 +416,9 @@ std::size_t SlabCache::index_of(const Slab* s, const void* object) const noexcep
 // overlap instead of serialising. The double-free check happens at the
 // flush (immediately at full checks, with an atomic claim).
 void SlabCache::free_other(void* object, Slab* s, std::uint16_t i) noexcept {
-  // The state array's place comes from our capacity_, not the slab header:
-  // reading the (cold) header here would stall on its cache miss.
-  std::atomic<std::uint8_t>& state = reinterpret_cast<std::atomic<std::uint8_t>*>(s->links() + capacity_)[i];
+  // The slot's place needs nothing from the (cold) slab header: reading it
+  // here would stall on its cache miss.
+  std::atomic<std::uint8_t>& state = s->slots()[i].state;
   if constexpr (kFullChecks) {
     // Exact between threads: only one free can turn the state to kFreed,
     // and a slot already back on a list has a link other than kAllocated.
@@ -420,7 +448,7 @@ void SlabCache::free_other(void* object, Slab* s, std::uint16_t i) noexcept {
   // claiming the link so that a racing owner-path free of it fails.
   std::unique_lock guard(lock_);
   std::uint16_t expected = kAllocated;
-  if (!s->links()[i].compare_exchange_strong(expected, kNil, std::memory_order_relaxed)) {
+  if (!s->slots()[i].link.compare_exchange_strong(expected, kNil, std::memory_order_relaxed)) {
     s->set_state(i, 0);  // the slot is on a free list: its state is clean
     guard.unlock();
     report_error(ErrorCode::kDoubleFree, name_, object, "object is already free");
@@ -471,7 +499,7 @@ void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) 
     index[k] = static_cast<std::uint16_t>(index_of(s, buffer->objects[k]));
     __builtin_prefetch(&s->owner, 1);
     __builtin_prefetch(&s->xfree, 1);
-    __builtin_prefetch(&s->links()[index[k]], 1);
+    __builtin_prefetch(&s->slots()[index[k]], 1);
   }
   // Consecutive frees into one slab (common: objects freed in the order
   // they were allocated) are chained and pushed with one update.
@@ -507,10 +535,10 @@ void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) 
 void SlabCache::flush_entry(ThreadHeap::Entry& e, std::uintptr_t token) noexcept {
   std::lock_guard guard(lock_);
   if (e.buffer != nullptr && e.buffer->count != 0) flush_buffer_locked(e, token);
-  if (e.active != nullptr) {
-    detach_locked(e.active);
-    e.active = nullptr;
-  }
+  if (e.active != nullptr) detach_locked(e.active);
+  for (Slab* s : e.owned)
+    if (s != nullptr) detach_locked(s);
+  e.clear();
 }
 
 void SlabCache::free_invalid(void* object, Slab* s) noexcept {

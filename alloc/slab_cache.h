@@ -149,12 +149,9 @@ class SlabCache {
   void flush_buffer_locked(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;
   void flush_entry(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;
   detail::ThreadHeap::Entry& entry_of(detail::ThreadHeap* heap) noexcept;
+  bool activate_owned(detail::ThreadHeap::Entry& e) noexcept;
+  void keep_owned_locked(detail::ThreadHeap::Entry& e, detail::Slab* s) noexcept;
   std::size_t index_of(const detail::Slab* slab, const void* object) const noexcept;
-  // Slot state from our capacity_ (no read of the slab header's capacity).
-  std::uint8_t state_of(const detail::Slab* s, std::size_t i) const noexcept {
-    return reinterpret_cast<const std::atomic<std::uint8_t>*>(s->links() + capacity_)[i].load(
-        std::memory_order_relaxed);
-  }
   void free_invalid(void* object, detail::Slab* slab) noexcept;
   detail::Slab* new_slab() noexcept;
   void delete_slab_locked(detail::Slab* slab) noexcept;
@@ -200,7 +197,7 @@ class SlabCache {
 
 inline constexpr unsigned kRecipShift = 42;
 
-inline void* SlabCache::alloc() noexcept {
+MSLAB_ALWAYS_INLINE void* SlabCache::alloc() noexcept {
   detail::ThreadHeap* heap = detail::tl_heap;
   if (MSLAB_LIKELY(heap != nullptr)) {
     detail::ThreadHeap::Entry& e = heap->entries[id_];
@@ -219,12 +216,13 @@ inline void* SlabCache::alloc() noexcept {
   return alloc_slow();
 }
 
-inline void SlabCache::free(void* object) noexcept {
+MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   // Slabs are aligned to their size, so the slab (if `object` is ours) is
   // found by masking; the page's owner tag — dense, out-of-line metadata —
   // confirms it and names the cache, so no slab header is read to validate.
   // All our slabs have one order and are aligned to it, so a page tagged
   // with our cache lies in the slab found by masking.
+  if (MSLAB_UNLIKELY(object == nullptr)) return;  // also spares callers' compilers a null-slab path
   const auto addr = reinterpret_cast<std::uintptr_t>(object);
   auto* s = reinterpret_cast<detail::Slab*>(addr & slab_mask_);
   if (MSLAB_UNLIKELY(detail::owner_tag_of(object) != detail::owner_tag(BlockKind::kSlab, tag_)))
@@ -235,15 +233,15 @@ inline void SlabCache::free(void* object) noexcept {
   detail::ThreadHeap* heap = detail::tl_heap;
   if (MSLAB_LIKELY(heap != nullptr)) {
     const detail::ThreadHeap::Entry& e = heap->entries[id_];
-    if (MSLAB_LIKELY(e.active == s && e.serial == serial_)) {
-      // Our own active slab: only this thread touches its local list.
-      if (kCheapChecks && MSLAB_UNLIKELY(s->link(i) != detail::kAllocated || state_of(s, i) == detail::kFreed))
+    if (MSLAB_LIKELY(e.owns(s) && e.serial == serial_)) {
+      // A slab this thread owns: only this thread touches its local lists.
+      if (kCheapChecks && MSLAB_UNLIKELY(s->link(i) != detail::kAllocated || s->state(i) == detail::kFreed))
         return free_invalid(object, s);
       if constexpr (kFullChecks) {
         // Claim the link, so that a racing free of the same object by
         // another thread cannot also succeed (see free_other()).
         std::uint16_t expected = detail::kAllocated;
-        if (!s->links()[i].compare_exchange_strong(expected, s->local_free, std::memory_order_relaxed))
+        if (!s->slots()[i].link.compare_exchange_strong(expected, s->local_free, std::memory_order_relaxed))
           return free_invalid(object, s);
       }
       detail::poison_object(object, object_size_);

@@ -90,7 +90,7 @@ void flush_heap(ThreadHeap* heap, bool release) noexcept {
     if (r.caches[id] != nullptr && r.serials[id] == e.serial) r.caches[id]->flush_entry(e, heap->token());
     // A stale entry's cache is gone with its slabs: drop what it buffered.
     if (e.buffer != nullptr) e.buffer->count = 0;
-    e.active = nullptr;
+    e.clear();
     e.serial = 0;
     if (release && e.buffer != nullptr) {
       meta_free(e.buffer, sizeof(ThreadHeap::FreeBuffer));

@@ -1,6 +1,8 @@
 // Per-thread state of the slab layer: for every cache, the one slab this
-// thread allocates from without atomics (its *active* slab). A thread's
-// state is created on its first allocation and flushed — every active slab
+// thread allocates from without atomics (its *active* slab) and a few more
+// it still owns (earlier active slabs, kept so that this thread's frees
+// into them stay local, as mimalloc's thread-owned pages). A thread's state
+// is created on its first allocation and flushed — every owned slab
 // detached and handed back to its cache — on demand and at thread exit.
 //
 // Caches are numbered by a small id (a slot in every ThreadHeap); ids are
@@ -24,10 +26,29 @@ struct ThreadHeap {
     std::uint32_t count;
     void* objects[kCapacity];
   };
+  // Owned slabs besides the active one. Few, so that (a) the free path
+  // checks them all in a handful of compares on one cache line and (b) the
+  // defragmenter, which never isolates an owned slab, loses little.
+  static constexpr unsigned kOwnedSlabs = 6;
   struct Entry {
-    Slab* active;          // nullptr: none
-    std::uint64_t serial;  // serial of the cache these fields belong to
-    FreeBuffer* buffer;    // kept across caches that reuse the id
+    Slab* active;                    // nullptr: none
+    Slab* owned[kOwnedSlabs];        // nullptr: free place
+    std::uint64_t serial;            // serial of the cache these fields belong to
+    FreeBuffer* buffer;              // kept across caches that reuse the id
+    std::uint32_t next_victim;       // owned[] place to give back next when all are taken
+
+    /// `s` is owned by this thread (active or owned): its local lists are ours.
+    bool owns(const Slab* s) const noexcept {
+      if (s == active) return true;  // the common case first: one compare
+      for (const Slab* o : owned)
+        if (s == o) return true;
+      return false;
+    }
+    void clear() noexcept {
+      active = nullptr;
+      for (Slab*& o : owned) o = nullptr;
+      next_victim = 0;
+    }
   };
   std::uint32_t max_id_used;  // highest id with an entry + 1 (bounds the flush walk)
   Entry entries[MSLAB_MAX_CACHES];

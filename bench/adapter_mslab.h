@@ -36,8 +36,10 @@ class MslabAllocator {
     if (cache_ == nullptr) *why = std::string("SlabCache::create failed: ") + error.message;
     return cache_ != nullptr;
   }
-  void* alloc() noexcept { return cache_->alloc(); }
-  void free(void* p) noexcept { cache_->free(p); }
+  // Inlined into the workloads, as the library's own fast paths are into a
+  // program calling SlabCache::alloc/free directly.
+  [[gnu::always_inline]] void* alloc() noexcept { return cache_->alloc(); }
+  [[gnu::always_inline]] void free(void* p) noexcept { cache_->free(p); }
   // Hands this thread's pending frees and active slab back to the cache
   // (so empty slabs reach the page allocator), then purges free page blocks
   // at once instead of after the policy's delays.
