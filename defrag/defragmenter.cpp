@@ -1,5 +1,16 @@
-// The defragmenter (defragmenter.h): survey, chunk ranking, per-chunk
-// isolation and evacuation.
+// The defragmenter (defragmenter.h): survey, chunk evacuation, slab
+// compaction.
+//
+// A pass works in two steps, each on a fresh survey of the detached slabs of
+// the movable caches:
+//   1. chunk evacuation — chunks whose every used page is such a slab, and
+//      whose live objects fit in free slots elsewhere, fewest live bytes
+//      first: the chunk is excluded from page allocation, all its slabs are
+//      isolated and evacuated; it ends as a free 2 MiB block;
+//   2. slab compaction (not for make_available) — per cache, the sparsest
+//      slabs whose objects fit in the free slots of the others are isolated
+//      in batches and evacuated; their copies fill the densest slabs
+//      (alloc_direct), so the pages of the emptied slabs go back.
 #include "defrag/defragmenter.h"
 
 #include <algorithm>
@@ -13,6 +24,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr std::size_t kCompactBatch = 64;  // slabs isolated at once by slab compaction
+
 std::uintptr_t chunk_base(const void* p) noexcept {
   return reinterpret_cast<std::uintptr_t>(p) & ~static_cast<std::uintptr_t>(kChunkSize - 1);
 }
@@ -21,9 +34,10 @@ std::size_t live_of(const detail::Slab& s) noexcept {
   return s.capacity - detail::XFree::count(s.xfree.load(std::memory_order_relaxed));
 }
 
-// One detached slab seen by the survey (the pointer is only a key: the slab
-// may be gone by the time its chunk is processed).
+// One detached slab seen by a survey. The address is only a key: the slab
+// may be gone when it is looked for again, under the cache lock.
 struct SlabInfo {
+  std::uintptr_t addr;
   std::uintptr_t chunk;
   std::uint32_t cache;  // index into the pass's references
   std::uint32_t live;   // capacity − free count (buffered frees count as live)
@@ -34,15 +48,204 @@ struct SlabInfo {
 struct ChunkPlan {
   std::uintptr_t base;
   std::size_t live_bytes;
-  bool evacuable;  // every used page is a surveyed slab: it can become wholly free
-  std::size_t first, last;  // its range in the sorted survey
+  std::size_t first, last;  // its range in the survey (sorted by chunk)
 };
 
-// A slab isolated for the chunk being processed.
 struct Isolated {
   std::uint32_t cache;
   detail::Slab* slab;
   std::size_t live;
+};
+
+class Pass {
+ public:
+  Pass(PageAllocator& pages, Registry& registry, const Budget& budget, unsigned target, Report& report)
+      : pages_(pages), budget_(budget), target_(target), r_(report), start_(Clock::now()) {
+    registry.acquire_all(refs_);
+    std::erase_if(refs_, [&](const CacheRef& ref) { return &ref->cache().page_allocator() != &pages_; });
+    pending_.resize(refs_.size());
+    visited_.resize(refs_.size());
+    std::size_t max_capacity = 0;
+    for (const CacheRef& ref : refs_) max_capacity = std::max(max_capacity, ref->cache().objects_per_slab());
+    scratch_.resize(max_capacity);
+    taken_.resize(std::max(kPagesPerChunk, kCompactBatch));
+  }
+
+  bool done() const noexcept { return r_.budget_exhausted || (target_ != kNoTarget && available()); }
+
+  void evacuate_chunks() noexcept {
+    survey();
+    std::sort(survey_.begin(), survey_.end(), [](const SlabInfo& a, const SlabInfo& b) {
+      return a.chunk != b.chunk ? a.chunk < b.chunk : a.live < b.live;
+    });
+    std::vector<std::size_t> free_slots(refs_.size(), 0), live_here(refs_.size()), free_here(refs_.size());
+    for (const SlabInfo& s : survey_) free_slots[s.cache] += s.capacity - s.live;
+    std::vector<ChunkPlan> plans;
+    for (std::size_t i = 0; i < survey_.size();) {
+      std::size_t j = i, slab_pages = 0, live_bytes = 0;
+      std::fill(live_here.begin(), live_here.end(), 0);
+      std::fill(free_here.begin(), free_here.end(), 0);
+      for (; j < survey_.size() && survey_[j].chunk == survey_[i].chunk; ++j) {
+        const SlabInfo& s = survey_[j];
+        slab_pages += s.pages;
+        live_here[s.cache] += s.live;
+        free_here[s.cache] += s.capacity - s.live;
+        live_bytes += std::size_t{s.live} * refs_[s.cache]->cache().object_size();
+      }
+      bool room = true;
+      for (std::size_t c = 0; c < refs_.size(); ++c) room = room && free_slots[c] - free_here[c] >= live_here[c];
+      const long free_pages = pages_.chunk_free_pages(reinterpret_cast<void*>(survey_[i].chunk));
+      const bool evacuable = free_pages >= 0 && static_cast<std::size_t>(free_pages) + slab_pages == kPagesPerChunk;
+      // Without room the objects could only move into new slabs: compaction
+      // on demand accepts that, a plain pass does not.
+      if (evacuable && (room || target_ != kNoTarget)) plans.push_back({survey_[i].chunk, live_bytes, i, j});
+      i = j;
+    }
+    std::sort(plans.begin(), plans.end(),
+              [](const ChunkPlan& a, const ChunkPlan& b) { return a.live_bytes < b.live_bytes; });
+    for (const ChunkPlan& plan : plans) {
+      if (done()) break;
+      void* base = reinterpret_cast<void*>(plan.base);
+      if (!pages_.exclude_chunk(base, true)) continue;  // the chunk went back to the OS
+      // Every detached slab of the movable caches in the chunk is isolated,
+      // so no relocation target lies in it.
+      isolated_.clear();
+      std::fill(visited_.begin(), visited_.end(), false);
+      for (std::size_t k = plan.first; k < plan.last; ++k) {
+        const std::uint32_t c = survey_[k].cache;
+        if (visited_[c]) continue;
+        visited_[c] = true;
+        isolate(c, [&](const detail::Slab& s) { return chunk_base(&s) == plan.base; });
+      }
+      evacuate_isolated();
+      pages_.exclude_chunk(base, false);
+      if (pages_.chunk_free_pages(base) == static_cast<long>(kPagesPerChunk)) ++r_.chunks_evacuated;
+    }
+  }
+
+  void compact_slabs() noexcept {
+    survey();
+    std::sort(survey_.begin(), survey_.end(), [](const SlabInfo& a, const SlabInfo& b) {
+      return a.cache != b.cache ? a.cache < b.cache : a.live < b.live;
+    });
+    std::vector<std::uintptr_t> batch;
+    for (std::size_t i = 0; i < survey_.size() && !done();) {
+      std::size_t j = i;
+      while (j < survey_.size() && survey_[j].cache == survey_[i].cache) ++j;
+      // The sparsest k slabs whose objects fit in the free slots of the rest.
+      std::size_t free_rest = 0;
+      for (std::size_t q = i; q < j; ++q) free_rest += survey_[q].capacity - survey_[q].live;
+      std::size_t k = i, moving = 0;
+      while (k < j) {
+        const SlabInfo& s = survey_[k];
+        free_rest -= s.capacity - s.live;
+        if (moving + s.live > free_rest) break;
+        moving += s.live;
+        ++k;
+      }
+      for (std::size_t q = i; q < k && !done(); q += kCompactBatch) {
+        batch.clear();
+        for (std::size_t b = q; b < std::min(k, q + kCompactBatch); ++b) batch.push_back(survey_[b].addr);
+        std::sort(batch.begin(), batch.end());
+        isolated_.clear();
+        isolate(survey_[i].cache, [&](const detail::Slab& s) {
+          return std::binary_search(batch.begin(), batch.end(), reinterpret_cast<std::uintptr_t>(&s));
+        });
+        evacuate_isolated();
+      }
+      i = j;
+    }
+  }
+
+ private:
+  bool available() const noexcept {
+    const PageStats st = pages_.stats();
+    for (unsigned k = target_; k <= kMaxOrder; ++k)
+      if (st.free_blocks[k] != 0) return true;
+    return false;
+  }
+
+  void note_pause(Clock::time_point t0) noexcept {
+    r_.max_pause = std::max(r_.max_pause, std::chrono::nanoseconds(Clock::now() - t0));
+  }
+
+  void survey() noexcept {
+    survey_.clear();
+    for (std::uint32_t c = 0; c < refs_.size(); ++c) {
+      const Clock::time_point t0 = Clock::now();
+      refs_[c]->cache().for_each_detached_slab(
+          [&](detail::Slab* s) {
+            survey_.push_back({reinterpret_cast<std::uintptr_t>(s), chunk_base(s), c,
+                               static_cast<std::uint32_t>(live_of(*s)), s->capacity, 1u << s->order});
+          },
+          /*include_empty=*/true);
+      note_pause(t0);
+    }
+    r_.slabs_scanned += survey_.size();
+  }
+
+  template <class Pred>
+  void isolate(std::uint32_t c, Pred&& pred) noexcept {
+    const Clock::time_point t0 = Clock::now();
+    const std::size_t n = refs_[c]->cache().isolate_matching(pred, taken_);
+    note_pause(t0);
+    for (std::size_t q = 0; q < n; ++q) isolated_.push_back({c, taken_[q], live_of(*taken_[q])});
+    r_.slabs_isolated += n;
+  }
+
+  // Evacuates the isolated slabs, fewest live objects first; once the budget
+  // is spent the rest are only released.
+  void evacuate_isolated() noexcept {
+    std::sort(isolated_.begin(), isolated_.end(), [](const Isolated& a, const Isolated& b) { return a.live < b.live; });
+    for (const Isolated& iso : isolated_) {
+      SlabCache& cache = refs_[iso.cache]->cache();
+      if (r_.budget_exhausted) {
+        r_.slabs_freed += cache.release_isolated(iso.slab) ? 1 : 0;
+        continue;
+      }
+      pages_done_ += std::size_t{1} << iso.slab->order;
+      const SlabResult res = evacuate_slab(*refs_[iso.cache].get(), iso.slab, scratch_);
+      r_.max_pause = std::max(r_.max_pause, res.phase1);
+      switch (res.outcome) {
+        case SlabOutcome::kRefused: ++r_.slabs_refused; break;
+        case SlabOutcome::kFreed: ++r_.slabs_freed; break;
+        case SlabOutcome::kKept: break;
+        case SlabOutcome::kPending: pending_[iso.cache].push_back({iso.slab, res.listed}); break;
+      }
+      count_moved(cache, res.left);
+      if ((budget_.pages != 0 && pages_done_ >= budget_.pages) ||
+          (budget_.time.count() != 0 && Clock::now() - start_ >= budget_.time))
+        r_.budget_exhausted = true;
+    }
+    // Slabs waiting for deferred frees: one grace period per cache and batch.
+    for (std::size_t c = 0; c < refs_.size(); ++c) {
+      if (pending_[c].empty()) continue;
+      const PendingResult done = finish_pending(refs_[c]->cache(), pending_[c]);
+      r_.slabs_freed += done.freed;
+      count_moved(refs_[c]->cache(), done.left);
+      pending_[c].clear();
+    }
+  }
+
+  void count_moved(const SlabCache& cache, std::size_t n) noexcept {
+    r_.objects_moved += n;
+    r_.bytes_copied += n * cache.object_size();
+  }
+
+  static constexpr unsigned kNoTarget = ~0u;
+  PageAllocator& pages_;
+  const Budget budget_;
+  const unsigned target_;
+  Report& r_;
+  const Clock::time_point start_;
+  std::vector<CacheRef> refs_;  // held for the whole pass
+  std::vector<SlabInfo> survey_;
+  std::vector<Isolated> isolated_;
+  std::vector<detail::Slab*> taken_;
+  std::vector<void*> scratch_;
+  std::vector<std::vector<PendingSlab>> pending_;
+  std::vector<bool> visited_;
+  std::size_t pages_done_ = 0;
 };
 
 }  // namespace
@@ -96,132 +299,16 @@ Report Defragmenter::pass(const Budget& budget, unsigned target) noexcept {
   Report r;
   r.passes = 1;
   r.free_2m_before = pages_.stats().free_2m_blocks();
-  auto finish = [&]() -> Report {
-    r.free_2m_after = pages_.stats().free_2m_blocks();
-    r.elapsed = Clock::now() - start;
-    return r;
-  };
-  if (target != kNoTarget && available(target)) return finish();
-
-  std::vector<CacheRef> refs;
-  registry_.acquire_all(refs);
-  std::erase_if(refs, [&](const CacheRef& ref) { return &ref->cache().page_allocator() != &pages_; });
-  // Our own active slabs become detached (isolatable), our buffered frees land.
-  detail::flush_thread_heap();
-
-  // Survey: every detached slab of every movable cache, and per cache the
-  // free slots that could take relocated objects.
-  std::vector<SlabInfo> survey;
-  std::vector<std::size_t> free_slots(refs.size(), 0);
-  std::size_t max_capacity = 0;
-  for (std::uint32_t c = 0; c < refs.size(); ++c) {
-    SlabCache& cache = refs[c]->cache();
-    max_capacity = std::max(max_capacity, cache.objects_per_slab());
-    const Clock::time_point t0 = Clock::now();
-    cache.for_each_detached_slab([&](detail::Slab* s) {
-      const auto live = static_cast<std::uint32_t>(live_of(*s));
-      survey.push_back({chunk_base(s), c, live, s->capacity, 1u << s->order});
-      free_slots[c] += s->capacity - live;
-    }, /*include_empty=*/true);
-    r.max_pause = std::max(r.max_pause, std::chrono::nanoseconds(Clock::now() - t0));
-  }
-  r.slabs_scanned = survey.size();
-  std::sort(survey.begin(), survey.end(), [](const SlabInfo& a, const SlabInfo& b) {
-    return a.chunk != b.chunk ? a.chunk < b.chunk : a.live < b.live;
-  });
-
-  // Plan: per chunk, can it become wholly free, is there room elsewhere for
-  // its live objects, and how many live bytes would move.
-  std::vector<ChunkPlan> plans;
-  std::vector<std::size_t> live_here(refs.size()), free_here(refs.size());
-  for (std::size_t i = 0; i < survey.size();) {
-    std::size_t j = i, slab_pages = 0, live_bytes = 0;
-    std::fill(live_here.begin(), live_here.end(), 0);
-    std::fill(free_here.begin(), free_here.end(), 0);
-    while (j < survey.size() && survey[j].chunk == survey[i].chunk) {
-      const SlabInfo& s = survey[j++];
-      slab_pages += s.pages;
-      live_here[s.cache] += s.live;
-      free_here[s.cache] += s.capacity - s.live;
-      live_bytes += std::size_t{s.live} * refs[s.cache]->cache().object_size();
-    }
-    bool room = true;
-    for (std::size_t c = 0; c < refs.size(); ++c)
-      room = room && free_slots[c] - free_here[c] >= live_here[c];
-    const long free_pages = pages_.chunk_free_pages(reinterpret_cast<void*>(survey[i].chunk));
-    const bool evacuable = free_pages >= 0 && static_cast<std::size_t>(free_pages) + slab_pages == kPagesPerChunk;
-    // Without room the objects would only move into new slabs; compaction
-    // on demand accepts that for a chunk that can become free.
-    if (free_pages >= 0 && (room || (target != kNoTarget && evacuable)))
-      plans.push_back({survey[i].chunk, live_bytes, evacuable, i, j});
-    i = j;
-  }
-  std::sort(plans.begin(), plans.end(), [](const ChunkPlan& a, const ChunkPlan& b) {
-    return a.evacuable != b.evacuable ? a.evacuable : a.live_bytes < b.live_bytes;
-  });
-
-  std::vector<void*> scratch(max_capacity);
-  std::vector<detail::Slab*> taken(kPagesPerChunk);
-  std::vector<Isolated> isolated;
-  std::vector<bool> visited(refs.size());
-  std::vector<std::vector<PendingSlab>> pending(refs.size());
-  std::size_t pages_done = 0;
-  for (const ChunkPlan& plan : plans) {
-    if (r.budget_exhausted || (target != kNoTarget && available(target))) break;
-    void* base = reinterpret_cast<void*>(plan.base);
-    if (!pages_.exclude_chunk(base, true)) continue;  // the chunk went back to the OS
-    // Isolate every detached slab of the movable caches in the chunk, so
-    // that no relocation target lies in it.
-    isolated.clear();
-    std::fill(visited.begin(), visited.end(), false);
-    for (std::size_t k = plan.first; k < plan.last; ++k) {
-      const std::uint32_t c = survey[k].cache;
-      if (visited[c]) continue;  // one isolate_matching per cache and chunk
-      visited[c] = true;
-      const Clock::time_point t0 = Clock::now();
-      const std::size_t n = refs[c]->cache().isolate_matching(
-          [&](const detail::Slab& s) { return chunk_base(&s) == plan.base; }, taken);
-      r.max_pause = std::max(r.max_pause, std::chrono::nanoseconds(Clock::now() - t0));
-      for (std::size_t q = 0; q < n; ++q) isolated.push_back({c, taken[q], live_of(*taken[q])});
-    }
-    r.slabs_isolated += isolated.size();
-    std::sort(isolated.begin(), isolated.end(), [](const Isolated& a, const Isolated& b) { return a.live < b.live; });
-
-    for (const Isolated& iso : isolated) {
-      SlabCache& cache = refs[iso.cache]->cache();
-      const bool chosen = plan.evacuable || iso.live * 2 <= iso.slab->capacity;
-      if (!chosen || r.budget_exhausted) {
-        r.slabs_freed += cache.release_isolated(iso.slab) ? 1 : 0;
-        continue;
-      }
-      pages_done += std::size_t{1} << iso.slab->order;
-      const SlabResult res = evacuate_slab(*refs[iso.cache].get(), iso.slab, scratch);
-      r.max_pause = std::max(r.max_pause, res.phase1);
-      switch (res.outcome) {
-        case SlabOutcome::kRefused: ++r.slabs_refused; break;
-        case SlabOutcome::kFreed: ++r.slabs_freed; break;
-        case SlabOutcome::kKept: break;
-        case SlabOutcome::kPending: pending[iso.cache].push_back({iso.slab, res.listed}); break;
-      }
-      r.objects_moved += res.left;
-      r.bytes_copied += res.left * cache.object_size();
-      if ((budget.pages != 0 && pages_done >= budget.pages) ||
-          (budget.time.count() != 0 && Clock::now() - start >= budget.time))
-        r.budget_exhausted = true;
-    }
-    // Slabs waiting for deferred frees: one grace period per cache and chunk.
-    for (std::size_t c = 0; c < refs.size(); ++c) {
-      if (pending[c].empty()) continue;
-      const PendingResult done = finish_pending(refs[c]->cache(), pending[c]);
-      r.slabs_freed += done.freed;
-      r.objects_moved += done.left;
-      r.bytes_copied += done.left * refs[c]->cache().object_size();
-      pending[c].clear();
-    }
-    pages_.exclude_chunk(base, false);
-    if (pages_.chunk_free_pages(base) == static_cast<long>(kPagesPerChunk)) ++r.chunks_evacuated;
-  }
-  return finish();
+  if (target == kNoTarget || !available(target)) {
+    // Our own active slabs become detached (isolatable), our buffered frees land.
+    detail::flush_thread_heap();
+    Pass pass(pages_, registry_, budget, target, r);
+    pass.evacuate_chunks();
+    if (target == kNoTarget && !pass.done()) pass.compact_slabs();
+  }  // the pass's references are dropped here, after every slab is released
+  r.free_2m_after = pages_.stats().free_2m_blocks();
+  r.elapsed = Clock::now() - start;
+  return r;
 }
 
 }  // namespace mslab::defrag

@@ -9,6 +9,9 @@
 namespace mslab::defrag {
 
 bool MovableCache::try_get() noexcept {
+  // Once removal began no new user may start, so that a steady stream of
+  // users cannot keep remove() waiting.
+  if (dying_.load(std::memory_order_acquire)) return false;
   long n = refs_.load(std::memory_order_relaxed);
   while (n > 0) {
     // acquire: pairs with the release store that published the entry.
@@ -67,6 +70,7 @@ void Registry::remove(MovableCache* e) noexcept {
                  "Registry::remove() inside a read section would deadlock");
     return;
   }
+  e->dying_.store(true, std::memory_order_release);
   e->put();  // the first reference
   // Wait for in-flight users (the completion).
   while (!e->done_.load(std::memory_order_acquire)) e->done_.wait(false, std::memory_order_acquire);

@@ -4,8 +4,9 @@
 // Readers (the defragmenter) walk the list without a global lock: an RCU
 // list plus a reference count taken with try_get() (increment unless zero).
 // The first reference is set only once an entry is fully set up and linked,
-// so a reader never sees a half-built entry as usable. remove() drops that
-// first reference and waits — a completion — until every in-flight user has
+// so a reader never sees a half-built entry as usable. remove() first
+// refuses new references (a user could otherwise keep it waiting for ever),
+// drops that first reference and waits — a completion — until every in-flight user has
 // put its reference back; only then is the entry unlinked, and it is freed
 // after a grace period (a reader may still be stepping past it). So a
 // cache may be unregistered and destroyed while the defragmenter runs: once
@@ -36,8 +37,9 @@ class MovableCache {
   SlabCache& cache() const noexcept { return *cache_; }
   const MobilityOps& ops() const noexcept { return ops_; }
 
-  /// Takes a reference unless the entry is being removed (count is zero).
-  /// Lock-free; call it inside a read section (or with a reference held).
+  /// Takes a reference unless the entry is being removed (removal started or
+  /// count zero). Lock-free; call it inside a read section (or with a
+  /// reference held).
   bool try_get() noexcept;
   /// Drops a reference; the last one completes a waiting remove().
   /// Lock-free, never blocks.
@@ -50,6 +52,7 @@ class MovableCache {
   SlabCache* cache_;
   MobilityOps ops_;
   std::atomic<long> refs_{0};             // 0 until fully set up, and again once removed
+  std::atomic<bool> dying_{false};        // remove() began: no new references
   std::atomic<bool> done_{false};         // the completion: set by the last put()
   std::atomic<MovableCache*> next_{nullptr};  // RCU list link (writers under Registry::lock_)
 };
