@@ -165,30 +165,40 @@ class Pass {
     return false;
   }
 
-  void note_pause(Clock::time_point t0) noexcept {
-    r_.max_pause = std::max(r_.max_pause, std::chrono::nanoseconds(Clock::now() - t0));
+  void note_pause(Clock::time_point locked) noexcept {
+    if (locked != Clock::time_point{})
+      r_.max_pause = std::max(r_.max_pause, std::chrono::nanoseconds(Clock::now() - locked));
   }
 
+  // Pauses are charged from the first callback under a cache lock to the
+  // unlock: waiting for the lock is the defragmenter's time, not the
+  // application's.
   void survey() noexcept {
     survey_.clear();
     for (std::uint32_t c = 0; c < refs_.size(); ++c) {
-      const Clock::time_point t0 = Clock::now();
+      Clock::time_point locked{};
       refs_[c]->cache().for_each_detached_slab(
           [&](detail::Slab* s) {
+            if (locked == Clock::time_point{}) locked = Clock::now();
             survey_.push_back({reinterpret_cast<std::uintptr_t>(s), chunk_base(s), c,
                                static_cast<std::uint32_t>(live_of(*s)), s->capacity, 1u << s->order});
           },
           /*include_empty=*/true);
-      note_pause(t0);
+      note_pause(locked);
     }
     r_.slabs_scanned += survey_.size();
   }
 
   template <class Pred>
   void isolate(std::uint32_t c, Pred&& pred) noexcept {
-    const Clock::time_point t0 = Clock::now();
-    const std::size_t n = refs_[c]->cache().isolate_matching(pred, taken_);
-    note_pause(t0);
+    Clock::time_point locked{};
+    const std::size_t n = refs_[c]->cache().isolate_matching(
+        [&](const detail::Slab& s) {
+          if (locked == Clock::time_point{}) locked = Clock::now();
+          return pred(s);
+        },
+        taken_);
+    note_pause(locked);
     for (std::size_t q = 0; q < n; ++q) isolated_.push_back({c, taken_[q], live_of(*taken_[q])});
     r_.slabs_isolated += n;
   }

@@ -24,7 +24,7 @@ struct SlabResult {
   SlabOutcome outcome;
   std::size_t listed;  // objects handed to the callbacks (0 when refused)
   std::size_t left;    // of those, objects that left the slab during phase 2
-  std::chrono::nanoseconds phase1;  // time phase 1 held the cache lock
+  std::chrono::nanoseconds phase1;  // cache lock held from can_free's entry to the unlock
 };
 
 /// Runs phase 1 and, if it agrees, phase 2 on `slab`, which the caller has
