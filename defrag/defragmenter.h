@@ -76,9 +76,10 @@ class Defragmenter {
   /// True if the page allocator holds a free block of at least `order`.
   bool available(unsigned order) const noexcept;
 
-  /// Fragmentation of the movable caches: bytes in their slabs over the
-  /// bytes of their live objects (1.0 is perfect; 0 when nothing is live).
-  /// Takes each cache's lock for a walk of its slabs.
+  /// Fragmentation of the movable caches: bytes in their detached slabs
+  /// over the bytes of the objects live in them (1.0 is perfect; 0 when
+  /// nothing is live). Takes each cache's lock for a walk of its slab lists
+  /// (not of their slots); frees still in thread buffers count as live.
   double fragmentation() noexcept;
 
   PageAllocator& pages() const noexcept { return pages_; }

@@ -5,9 +5,11 @@
 // them under RCU. The defragmenter runs bounded passes and, now and then,
 // compaction on demand for an order-9 block. The workload alternates
 // erase-heavy and insert-heavy phases so that slabs keep becoming sparse.
-// Exit status 0 iff no entry was lost or corrupted and objects were moved.
+// With --background 1 the defragmenter is a BackgroundDefrag control loop
+// instead. Exit status 0 iff no entry was lost or corrupted and objects were
+// moved.
 //
-// Usage: defrag_stress [--seconds S] [--slots N]
+// Usage: defrag_stress [--seconds S] [--slots N] [--background 0|1]
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "alloc/page_allocator.h"
+#include "defrag/background.h"
 #include "defrag/defragmenter.h"
 #include "defrag/owned_cache.h"
 #include "rcu/deferred_free.h"
@@ -148,9 +151,11 @@ void worker(Shared& sh, unsigned id) {
 int main(int argc, char** argv) {
   double seconds = 10;
   std::size_t slots = kDefaultSlots;
+  bool background = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atof(argv[i + 1]);
     else if (std::strcmp(argv[i], "--slots") == 0) slots = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (std::strcmp(argv[i], "--background") == 0) background = std::atoi(argv[i + 1]) != 0;
   }
   slots = slots < 16 ? 16 : slots & ~std::size_t{1};
 
@@ -173,10 +178,17 @@ int main(int argc, char** argv) {
   std::uint64_t on_demand = 0, on_demand_ok = 0;
   sh.start = Clock::now();
   std::thread workers[2] = {std::thread(worker, std::ref(sh), 0u), std::thread(worker, std::ref(sh), 1u)};
+  defrag::BackgroundOptions options;
+  options.lower = 1.2;
+  options.upper = 1.4;
+  options.cpu_share = 0.25;
+  options.interval = std::chrono::milliseconds(10);
+  defrag::BackgroundDefrag loop(defragmenter, options);
+  if (background && !loop.start()) return 2;
   std::thread defrag_thread([&] {
     defrag::Budget budget;
     budget.time = std::chrono::milliseconds(5);
-    for (unsigned round = 0; !sh.stop.load(); ++round) {
+    for (unsigned round = 0; !background && !sh.stop.load(); ++round) {
       if (round % 8 == 7) {
         total += defragmenter.make_available(9, budget);
         ++on_demand;
@@ -191,7 +203,16 @@ int main(int argc, char** argv) {
   sh.stop.store(true);
   for (std::thread& t : workers) t.join();
   defrag_thread.join();
+  if (background) {
+    loop.stop();
+    const defrag::BackgroundStats st = loop.stats();
+    total = st.total;
+    std::printf("background: %llu wake-ups, %llu passes, %.1f ms CPU in passes\n",
+                static_cast<unsigned long long>(st.wakeups), static_cast<unsigned long long>(st.passes),
+                static_cast<double>(st.cpu_time.count()) / 1e6);
+  }
 
+  // Moved while the workers ran (the final pass below is not counted).
   std::uint64_t moved = 0, raced = 0;
   for (defrag::OwnedCache* c : sh.caches) {
     moved += c->stats().moved;
@@ -212,7 +233,8 @@ int main(int argc, char** argv) {
     }
   }
   sh.corrupted.fetch_add(bad);
-  std::printf("defrag_stress: %.1f s, %zu slots, 2 workers + defragmenter\n", seconds, slots);
+  std::printf("defrag_stress: %.1f s, %zu slots, 2 workers + %s\n", seconds, slots,
+              background ? "background defragmenter" : "defragmenter");
   std::printf("  ops %llu (reads %llu, writes %llu), out of memory %llu\n",
               static_cast<unsigned long long>(sh.ops.load()), static_cast<unsigned long long>(sh.reads.load()),
               static_cast<unsigned long long>(sh.writes.load()), static_cast<unsigned long long>(sh.oom.load()));
