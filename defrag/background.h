@@ -53,9 +53,12 @@ class BackgroundDefrag {
   /// Idempotent; thread-safe; never from the thread's own callbacks.
   void stop() noexcept;
   /// Wakes the thread for an immediate measurement (e.g. after a mass free).
+  /// Thread-safe, never blocks on a pass.
   void poke() noexcept;
 
+  /// A snapshot of the counters. Thread-safe, never waits for a pass.
   BackgroundStats stats() const noexcept;
+  /// True between start() and stop(). Thread-safe.
   bool running() const noexcept;
 
  private:

@@ -74,12 +74,15 @@ class Defragmenter {
   Report make_available(unsigned order, const Budget& budget = {}) noexcept;
 
   /// True if the page allocator holds a free block of at least `order`.
+  /// Thread-safe; takes the page allocator's lock.
   bool available(unsigned order) const noexcept;
 
   /// Fragmentation of the movable caches: bytes in their detached slabs
   /// over the bytes of the objects live in them (1.0 is perfect; 0 when
   /// nothing is live). Takes each cache's lock for a walk of its slab lists
   /// (not of their slots); frees still in thread buffers count as live.
+  /// Thread-safe, also while a pass runs; must not be called under a cache
+  /// lock (from phase 1).
   double fragmentation() noexcept;
 
   PageAllocator& pages() const noexcept { return pages_; }

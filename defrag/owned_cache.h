@@ -89,7 +89,10 @@ class OwnedCache {
   void free_unpublished(void* p) noexcept;
 
   std::size_t payload_size() const noexcept { return payload_size_; }
+  /// The underlying slab cache (for statistics and validation; objects must
+  /// be allocated and freed through this class).
   SlabCache& slab_cache() const noexcept { return *cache_; }
+  /// Relocation counters. Thread-safe, lock-free.
   OwnedStats stats() const noexcept;
 
   /// The payload pointer of the object starting at `object` in the slab, and back.

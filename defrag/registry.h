@@ -57,7 +57,8 @@ class MovableCache {
   std::atomic<MovableCache*> next_{nullptr};  // RCU list link (writers under Registry::lock_)
 };
 
-/// A reference to an entry for the lifetime of this object (move-only).
+/// A reference to an entry for the lifetime of this object (move-only; one
+/// owner thread, like std::unique_ptr).
 class CacheRef {
  public:
   CacheRef() noexcept = default;
@@ -111,11 +112,13 @@ class Registry {
   void remove(MovableCache* entry) noexcept;
 
   /// Calls fn(MovableCache&) for each entry it can take a reference on, with
-  /// the reference held and outside any read section (fn may block).
+  /// the reference held and outside any read section (fn may block, but must
+  /// not remove the entry it is given). Thread-safe; no lock is held.
   template <class Fn>
   void for_each(Fn&& fn);
 
   /// Appends a reference to every live entry to `out` (the caller owns them).
+  /// Thread-safe; lock-free apart from the vector's allocation.
   void acquire_all(std::vector<CacheRef>& out);
 
   /// Entries linked now (including ones being removed). Lock-free.
