@@ -53,24 +53,27 @@ OwnedCache* OwnedCache::create(const OwnedOptions& options, CacheError* error) n
   co.align = 16;
   co.empty_reserve = options.empty_reserve;
   co.pages = options.pages;
-  self->cache_ = SlabCache::create(co, error);
+  self->cache_ = SlabCache::create(co, error);  // fills `error` itself on failure
   self->registry_ = options.registry != nullptr ? options.registry : &Registry::global();
   self->payload_size_ = options.payload_size;
   self->relocate_ = options.relocate;
   self->relocate_arg_ = options.relocate_arg;
-  if (self->cache_ != nullptr) {
-    MobilityOps ops;
-    ops.can_free = &OwnedCache::can_free;
-    ops.reclaim = &OwnedCache::reclaim;
-    ops.cookie = self;
-    ops.defers_free = true;
-    self->entry_ = self->registry_->add(self->cache_, ops);
-    if (self->entry_ != nullptr) return self;
-    self->cache_->destroy();
+  if (self->cache_ == nullptr) {
+    self->~OwnedCache();
+    detail::meta_free(self, sizeof(OwnedCache));
+    return nullptr;
   }
+  MobilityOps ops;
+  ops.can_free = &OwnedCache::can_free;
+  ops.reclaim = &OwnedCache::reclaim;
+  ops.cookie = self;
+  ops.defers_free = true;
+  self->entry_ = self->registry_->add(self->cache_, ops);
+  if (self->entry_ != nullptr) return self;
+  self->cache_->destroy();
   self->~OwnedCache();
   detail::meta_free(self, sizeof(OwnedCache));
-  return fail({ErrorCode::kOutOfMemory, "no memory for the owned cache"});
+  return fail({ErrorCode::kOutOfMemory, "no memory to register the owned cache"});
 }
 
 void OwnedCache::destroy() noexcept {

@@ -46,7 +46,7 @@ using RelocateFn = void (*)(void* dst, const void* src, std::size_t size, void* 
 struct OwnedOptions {
   const char* name = "";
   std::size_t payload_size = 0;     // bytes the application uses per object
-  std::size_t align = 0;            // payload alignment: 0 (16), 8 or 16
+  std::size_t align = 0;            // payloads are 16-byte aligned; above 16 is refused
   RelocateFn relocate = nullptr;
   void* relocate_arg = nullptr;
   std::size_t empty_reserve = 1;

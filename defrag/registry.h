@@ -103,12 +103,14 @@ class Registry {
   /// alive until remove() has returned.
   MovableCache* add(SlabCache* cache, const MobilityOps& ops) noexcept;
 
-  /// Unregisters: drops the first reference, waits until every user has put
-  /// its reference back, unlinks the entry and frees it after a grace
-  /// period. Blocks. Afterwards the defragmenter never touches the cache
-  /// again, so it may be destroyed. Must not be called inside a read section
-  /// (reported as kInvalidArgument; the call then does nothing) nor by a
-  /// thread holding a reference to this entry (it would wait for itself).
+  /// Unregisters: refuses new references, drops the first one, waits until
+  /// every user has put its reference back, unlinks the entry and frees it
+  /// after a grace period. Blocks — at most until a running defragmenter
+  /// pass ends (a pass holds its references throughout). Afterwards the
+  /// defragmenter never touches the cache again, so it may be destroyed.
+  /// Must not be called inside a read section (reported as
+  /// kInvalidArgument; the call then does nothing) nor by a thread holding
+  /// a reference to this entry (it would wait for itself).
   void remove(MovableCache* entry) noexcept;
 
   /// Calls fn(MovableCache&) for each entry it can take a reference on, with
