@@ -69,6 +69,8 @@ class PageAllocatorImpl {
     std::lock_guard guard(lock_);
     return policy_;
   }
+  bool exclude_chunk(const void* p, bool excluded) noexcept;
+  long chunk_free_pages(const void* p) const noexcept;
   void set_policy(const PagePolicy& policy) noexcept {
     std::lock_guard guard(lock_);
     policy_ = policy;
@@ -88,6 +90,7 @@ class PageAllocatorImpl {
   void purge_block(ChunkDesc* chunk, PageDesc& head) noexcept;
   std::size_t maintain(std::uint32_t now, bool force) noexcept;
   const char* check_free(ChunkDesc* chunk, void* block, unsigned order, ErrorCode* code) noexcept;
+  PageDesc* first_allowed(unsigned order, unsigned* k) noexcept;
 
   mutable std::mutex lock_;
   PagePolicy policy_;
@@ -98,6 +101,7 @@ class PageAllocatorImpl {
   std::uint64_t mapped_total_ = 0;
   std::uint64_t released_total_ = 0;
   std::size_t bytes_in_use_ = 0;
+  std::size_t excluded_chunks_ = 0;  // chunks with ChunkDesc::excluded > 0
   long fail_countdown_ = -1;  // failure injection: < 0 disarmed
   bool fail_sticky_ = false;
 };
@@ -129,6 +133,7 @@ ChunkDesc* PageAllocatorImpl::map_chunk() noexcept {
 }
 
 void PageAllocatorImpl::unmap_chunk(ChunkDesc* chunk) noexcept {
+  if (chunk->excluded != 0) --excluded_chunks_;
   chunk_map_set(chunk->base, nullptr);
   os::release(chunk->base, kChunkSize);
   chunk->~ChunkDesc();
@@ -178,13 +183,20 @@ void* PageAllocatorImpl::alloc(unsigned order, BlockKind kind, std::uint32_t tag
     --fail_countdown_;
   }
   unsigned k = order;
-  while (k <= kMaxOrder && free_lists_[k].empty()) ++k;
-  if (k > kMaxOrder) {
+  PageDesc* found = nullptr;
+  if (MSLAB_LIKELY(excluded_chunks_ == 0)) {
+    while (k <= kMaxOrder && free_lists_[k].empty()) ++k;
+    if (k <= kMaxOrder) found = &free_lists_[k].front();
+  } else {
+    found = first_allowed(order, &k);
+  }
+  if (found == nullptr) {
     if (map_chunk() == nullptr) return nullptr;
     k = kMaxOrder;
+    found = &free_lists_[k].front();  // the new chunk, never excluded
   }
-  PageDesc& head = free_lists_[k].front();
-  free_lists_[k].pop_front();
+  PageDesc& head = *found;
+  free_lists_[k].erase(free_lists_[k].iterator_to(head));
   const bool dirty = (head.flags & kPageDirty) != 0;
   if (dirty) --dirty_blocks_;
   const std::uint32_t when = head.freed_at_ms;
@@ -197,6 +209,39 @@ void* PageAllocatorImpl::alloc(unsigned order, BlockKind kind, std::uint32_t tag
   }
   mark_used(chunk, index, order, kind, tag);
   return chunk->base + (index << kPageShift);
+}
+
+// The smallest free block of at least `order` outside excluded chunks (its
+// order in *k), or nullptr. Only used while some chunk is excluded.
+PageDesc* PageAllocatorImpl::first_allowed(unsigned order, unsigned* k) noexcept {
+  for (unsigned o = order; o <= kMaxOrder; ++o) {
+    for (PageDesc& head : free_lists_[o]) {
+      if (chunk_of(head.block)->excluded != 0) continue;
+      *k = o;
+      return &head;
+    }
+  }
+  return nullptr;
+}
+
+bool PageAllocatorImpl::exclude_chunk(const void* p, bool excluded) noexcept {
+  std::lock_guard guard(lock_);
+  ChunkDesc* chunk = chunk_of(p);
+  if (chunk == nullptr || chunk->owner != this) return false;
+  if (excluded) {
+    if (chunk->excluded++ == 0) ++excluded_chunks_;
+    return true;
+  }
+  if (chunk->excluded == 0) return false;
+  if (--chunk->excluded == 0) --excluded_chunks_;
+  return true;
+}
+
+long PageAllocatorImpl::chunk_free_pages(const void* p) const noexcept {
+  std::lock_guard guard(lock_);
+  const ChunkDesc* chunk = chunk_of(p);
+  if (chunk == nullptr || chunk->owner != this) return -1;
+  return static_cast<long>(chunk->free_pages);
 }
 
 // Why freeing `block` with `order` is invalid, or nullptr if it is valid.
@@ -414,6 +459,8 @@ PageStats PageAllocator::stats() const noexcept { return impl_->stats(); }
 PagePolicy PageAllocator::policy() const noexcept { return impl_->policy(); }
 void PageAllocator::set_policy(const PagePolicy& policy) noexcept { impl_->set_policy(policy); }
 bool PageAllocator::validate() const noexcept { return impl_->validate(); }
+bool PageAllocator::exclude_chunk(const void* p, bool excluded) noexcept { return impl_->exclude_chunk(p, excluded); }
+long PageAllocator::chunk_free_pages(const void* p) const noexcept { return impl_->chunk_free_pages(p); }
 
 bool PageAllocator::free_block(void* block) noexcept {
   detail::ChunkDesc* chunk = detail::chunk_of(block);

@@ -68,6 +68,7 @@ struct ChunkDesc {
   PageAllocatorImpl* owner;
   std::uint32_t free_pages;    // pages in free blocks
   std::uint32_t purged_pages;  // pages with kPagePurged
+  std::uint32_t excluded;      // exclude_chunk() holds: no block is allocated from it while > 0
 };
 
 /// owner_tag() of the page holding `p`; 0 if it is free or not ours.
@@ -161,6 +162,22 @@ class PageAllocator {
   /// (0 = the next) return nullptr, and every later one too when `sticky`.
   /// A negative `n` disarms it. Thread-safe.
   void inject_failure(long n, bool sticky = false) noexcept;
+
+  /// Excludes the chunk holding `p` from allocation (`excluded`) or lifts
+  /// one exclusion (they nest). While excluded, alloc() takes no block from
+  /// the chunk — it maps a new chunk rather — so that the defragmenter's
+  /// relocation targets never land in the chunk it evacuates, and a chunk
+  /// it has emptied stays a free 2 MiB block. Frees into it work as usual.
+  /// Returns false (and does nothing) if `p` is not in a chunk of this
+  /// allocator, or when lifting an exclusion the chunk does not hold.
+  /// Thread-safe; takes the lock. Allocation cost is unchanged while no
+  /// chunk is excluded.
+  bool exclude_chunk(const void* p, bool excluded) noexcept;
+
+  /// Pages in free blocks of the chunk holding `p` (0 … kPagesPerChunk), or
+  /// -1 if `p` is not in a chunk of this allocator. Thread-safe; takes the
+  /// lock; the answer may be stale at once.
+  long chunk_free_pages(const void* p) const noexcept;
 
   /// True if `p` lies in a chunk of this allocator.
   bool owns(const void* p) const noexcept;

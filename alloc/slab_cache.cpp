@@ -16,6 +16,7 @@
 // when the slab is chosen.
 #include "alloc/slab_cache.h"
 
+#include <chrono>
 #include <cstring>
 #include <new>
 
@@ -577,9 +578,79 @@ bool SlabCache::isolate(Slab* s) noexcept {
   std::lock_guard guard(lock_);
   if (s->cache != this || s->owner.load(std::memory_order_relaxed) != 0 || s->list == detail::SlabList::kIsolated)
     return false;
+  isolate_locked(s);
+  return true;
+}
+
+void SlabCache::isolate_locked(Slab* s) noexcept {
   s->xfree.fetch_or(XFree::kIsolated, std::memory_order_acq_rel);
   link_locked(s, detail::SlabList::kIsolated, 0);
-  return true;
+}
+
+bool SlabCache::pin_isolated(Slab* s, std::span<void*> buffer, PinFn fn, void* ctx, std::size_t* nr) noexcept {
+  std::lock_guard guard(lock_);
+  *nr = 0;
+  if (s->cache != this || s->list != detail::SlabList::kIsolated || buffer.size() < capacity_) return false;
+  *nr = allocated_objects(s, buffer);
+  return fn(ctx, buffer.first(*nr));
+}
+
+// ---------------------------------------------------------------------------
+// Cooperative defragmentation: free_direct() and should_move().
+
+void SlabCache::free_direct(void* object) noexcept {
+  Slab* s;
+  std::size_t i;
+  if (!locate(object, s, i)) return free_invalid(object, detail::slab_of(object));
+  std::unique_lock guard(lock_);
+  // Claim the link: a slot freed before (listed, or buffered with kFreed)
+  // is a double free.
+  std::uint16_t expected = kAllocated;
+  if (s->state(i) == kFreed || !s->slots()[i].link.compare_exchange_strong(expected, kNil, std::memory_order_relaxed)) {
+    guard.unlock();
+    report_error(ErrorCode::kDoubleFree, name_, object, "object is already free");
+    return;
+  }
+  // Poison before the push: once listed, another thread may take the slot.
+  detail::poison_object(object, object_size_);
+  ThreadHeap* heap = detail::tl_heap;
+  push_locked(s, static_cast<std::uint16_t>(i), static_cast<std::uint16_t>(i), 1, heap != nullptr ? heap->token() : 0);
+}
+
+bool SlabCache::should_move(const void* object) noexcept {
+  if (detail::owner_tag_of(object) != detail::owner_tag(BlockKind::kSlab, tag_)) return false;
+  const auto* s = reinterpret_cast<const Slab*>(reinterpret_cast<std::uintptr_t>(object) & slab_mask_);
+  // Never from a slab a thread allocates from (jemalloc's slabcur), nor from
+  // a full or an isolated one.
+  if (s->owner.load(std::memory_order_relaxed) != 0) return false;
+  const std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
+  if (!(w & XFree::kDetached) || (w & XFree::kIsolated) || XFree::count(w) == 0) return false;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch()).count();
+  const std::int64_t stamp = occupancy_stamp_ns_.load(std::memory_order_acquire);
+  if (stamp < 0 || now - stamp > 1'000'000) refresh_occupancy();
+  if (partial_count_.load(std::memory_order_relaxed) < 2) return false;
+  const std::uint64_t live = capacity_ - XFree::count(w);
+  const std::uint64_t occupancy = (live << 16) / capacity_;
+  // occupancy <= 1.125 × average, in integers: 8 × occupancy <= 9 × average.
+  return 8 * occupancy <= 9 * std::uint64_t{avg_occupancy_.load(std::memory_order_relaxed)};
+}
+
+void SlabCache::refresh_occupancy() noexcept {
+  std::lock_guard guard(lock_);
+  std::uint64_t sum = 0, slabs = 0;
+  for (const SlabList& list : partial_) {
+    for (const Slab& s : list) {
+      const std::uint64_t live = capacity_ - XFree::count(s.xfree.load(std::memory_order_relaxed));
+      sum += (live << 16) / capacity_;
+      ++slabs;
+    }
+  }
+  avg_occupancy_.store(slabs == 0 ? 0 : static_cast<std::uint32_t>(sum / slabs), std::memory_order_relaxed);
+  partial_count_.store(static_cast<std::uint32_t>(slabs), std::memory_order_relaxed);
+  occupancy_stamp_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now().time_since_epoch()).count(),
+                            std::memory_order_release);
 }
 
 bool SlabCache::release_isolated(Slab* s) noexcept {

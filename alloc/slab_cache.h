@@ -19,6 +19,7 @@
 // Depends on: error, page_allocator, slab, thread_heap.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -99,6 +100,30 @@ class SlabCache {
   /// (the moved copy lands in a dense slab) and for exiting threads.
   void* alloc_direct() noexcept;
 
+  /// Frees like free(), but bypasses the per-thread free buffer: under the
+  /// cache lock the slot goes straight back onto its slab's free list, so
+  /// the slab's record is exact when the call returns (a slab emptied this
+  /// way can be released at once). For the old copy of a moved object and
+  /// for deferred-free callbacks (the counterpart of jemalloc's
+  /// MALLOCX_TCACHE_NONE free). Any thread; takes the cache lock; bad input
+  /// is reported as by free().
+  void free_direct(void* object) noexcept;
+
+  /// The cooperative defrag hint (Redis/Valkey with jemalloc): true when
+  /// moving the live `object` — alloc_direct(), copy, repoint, free_direct()
+  /// — would lower fragmentation. False for an object whose slab is active
+  /// in a thread, full or isolated, or when the cache has fewer than two
+  /// partial slabs; otherwise true iff the slab's occupancy is at most
+  /// 1.125 × the average occupancy of the cache's partial slabs. Lock-free;
+  /// at most once per millisecond a call refreshes the cached average under
+  /// the cache lock (O(partial slabs)). A hint: it may be stale at once.
+  /// Returns false for a pointer that is not an object of this cache.
+  bool should_move(const void* object) noexcept;
+
+  /// The page allocator this cache's slabs come from.
+  PageAllocator& page_allocator() const noexcept { return *pages_; }
+  std::size_t objects_per_slab() const noexcept { return capacity_; }
+
   /// Detaches the calling thread's active slab of this cache, so that its
   /// free slots are visible to other threads and to the defragmenter.
   void flush_thread_cache() noexcept;
@@ -130,10 +155,34 @@ class SlabCache {
   /// memory; lock-free. Exact for an isolated slab up to frees racing in.
   static std::size_t allocated_objects(const detail::Slab* slab, std::span<void*> out) noexcept;
 
-  /// Calls `fn(slab)` for every detached, non-isolated slab under the cache
-  /// lock (fn must not call back into this cache).
+  /// Calls `fn(slab)` for every detached, non-isolated slab holding objects
+  /// (partial or full; with `include_empty` the kept empty slabs too) under
+  /// the cache lock (fn must not call back into this cache).
   template <class Fn>
-  void for_each_detached_slab(Fn&& fn) const noexcept;
+  void for_each_detached_slab(Fn&& fn, bool include_empty = false) const noexcept;
+
+  /// Isolates, in one hold of the cache lock, every detached slab — partial,
+  /// full or empty; never an active or an already isolated one — for which
+  /// `pred(const detail::Slab&)` is true, and writes them to `out` (it stops
+  /// when `out` is full). Returns how many were isolated. Walking and
+  /// isolating under one lock hold means no slab pointer goes stale between
+  /// the choice and the isolation. `pred` runs under the lock: it must not
+  /// call into this cache (allocated_objects() is fine).
+  template <class Pred>
+  std::size_t isolate_matching(Pred&& pred, std::span<detail::Slab*> out) noexcept;
+
+  /// Mobility phase 1 hook (design §3): under the cache lock, lists the live
+  /// objects of `slab` — isolated by this cache — into `buffer` and returns
+  /// `fn(ctx, objects)`. Frees flushed from thread buffers wait for the lock,
+  /// so the slab's free lists do not change while `fn` runs; a free racing
+  /// in through a blind state store may still mark a listed object free
+  /// (the owner's protocol covers that). Objects freed into thread buffers
+  /// are never listed. Returns false without calling `fn` (and `*nr` = 0)
+  /// if the slab is not isolated here or `buffer` holds fewer than
+  /// objects_per_slab() pointers. `fn` must not block or call into this
+  /// cache.
+  using PinFn = bool (*)(void* ctx, std::span<void*> objects) noexcept;
+  bool pin_isolated(detail::Slab* slab, std::span<void*> buffer, PinFn fn, void* ctx, std::size_t* nr) noexcept;
 
  private:
   SlabCache() = default;
@@ -152,7 +201,13 @@ class SlabCache {
   bool activate_owned(detail::ThreadHeap::Entry& e) noexcept;
   void keep_owned_locked(detail::ThreadHeap::Entry& e, detail::Slab* s) noexcept;
   std::size_t index_of(const detail::Slab* slab, const void* object) const noexcept;
+  // The slab and slot of `object` when it is the start of an object of this
+  // cache (checked against the page's owner tag, so any pointer is safe);
+  // false for anything else. No read of the slab header.
+  bool locate(const void* object, detail::Slab*& s, std::size_t& i) const noexcept;
   void free_invalid(void* object, detail::Slab* slab) noexcept;
+  void isolate_locked(detail::Slab* slab) noexcept;
+  void refresh_occupancy() noexcept;
   detail::Slab* new_slab() noexcept;
   void delete_slab_locked(detail::Slab* slab) noexcept;
   detail::Slab* take_partial_locked() noexcept;
@@ -190,6 +245,11 @@ class SlabCache {
   SlabList active_, full_, empty_, isolated_;
   SlabList partial_[kPartialBuckets];
   std::uint64_t slabs_created_ = 0, slabs_freed_ = 0;
+
+  // --- should_move()'s cached view of the partial slabs (refreshed ≤ 1/ms)
+  std::atomic<std::uint32_t> avg_occupancy_ = 0;   // average live/capacity × 2^16
+  std::atomic<std::uint32_t> partial_count_ = 0;   // partial slabs at the refresh
+  std::atomic<std::int64_t> occupancy_stamp_ns_ = -1;
 };
 
 // ---------------------------------------------------------------------------
@@ -216,6 +276,15 @@ MSLAB_ALWAYS_INLINE void* SlabCache::alloc() noexcept {
   return alloc_slow();
 }
 
+MSLAB_ALWAYS_INLINE bool SlabCache::locate(const void* object, detail::Slab*& s, std::size_t& i) const noexcept {
+  const auto addr = reinterpret_cast<std::uintptr_t>(object);
+  s = reinterpret_cast<detail::Slab*>(addr & slab_mask_);
+  if (MSLAB_UNLIKELY(detail::owner_tag_of(object) != detail::owner_tag(BlockKind::kSlab, tag_))) return false;
+  const std::size_t offset = addr - reinterpret_cast<std::uintptr_t>(s) - objects_offset_;
+  i = static_cast<std::size_t>((offset * recip_) >> kRecipShift);
+  return i < capacity_ && i * stride_ == offset;
+}
+
 MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   // Slabs are aligned to their size, so the slab (if `object` is ours) is
   // found by masking; the page's owner tag — dense, out-of-line metadata —
@@ -223,13 +292,9 @@ MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   // All our slabs have one order and are aligned to it, so a page tagged
   // with our cache lies in the slab found by masking.
   if (MSLAB_UNLIKELY(object == nullptr)) return;  // also spares callers' compilers a null-slab path
-  const auto addr = reinterpret_cast<std::uintptr_t>(object);
-  auto* s = reinterpret_cast<detail::Slab*>(addr & slab_mask_);
-  if (MSLAB_UNLIKELY(detail::owner_tag_of(object) != detail::owner_tag(BlockKind::kSlab, tag_)))
-    return free_invalid(object, detail::slab_of(object));
-  const std::size_t offset = addr - reinterpret_cast<std::uintptr_t>(s) - objects_offset_;
-  const std::size_t i = static_cast<std::size_t>((offset * recip_) >> kRecipShift);
-  if (MSLAB_UNLIKELY(i >= capacity_ || i * stride_ != offset)) return free_invalid(object, s);
+  detail::Slab* s;
+  std::size_t i;
+  if (MSLAB_UNLIKELY(!locate(object, s, i))) return free_invalid(object, detail::slab_of(object));
   detail::ThreadHeap* heap = detail::tl_heap;
   if (MSLAB_LIKELY(heap != nullptr)) {
     const detail::ThreadHeap::Entry& e = heap->entries[id_];
@@ -254,11 +319,31 @@ MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
 }
 
 template <class Fn>
-void SlabCache::for_each_detached_slab(Fn&& fn) const noexcept {
+void SlabCache::for_each_detached_slab(Fn&& fn, bool include_empty) const noexcept {
   std::lock_guard guard(lock_);
   for (const SlabList& list : partial_)
     for (const detail::Slab& s : list) fn(const_cast<detail::Slab*>(&s));
   for (const detail::Slab& s : full_) fn(const_cast<detail::Slab*>(&s));
+  if (include_empty)
+    for (const detail::Slab& s : empty_) fn(const_cast<detail::Slab*>(&s));
+}
+
+template <class Pred>
+std::size_t SlabCache::isolate_matching(Pred&& pred, std::span<detail::Slab*> out) noexcept {
+  std::lock_guard guard(lock_);
+  std::size_t n = 0;
+  auto visit = [&](SlabList& list) {
+    for (auto it = list.begin(); it != list.end() && n < out.size();) {
+      detail::Slab& s = *it++;  // advance first: isolation moves the slab to another list
+      if (!pred(static_cast<const detail::Slab&>(s))) continue;
+      isolate_locked(&s);
+      out[n++] = &s;
+    }
+  };
+  for (SlabList& list : partial_) visit(list);
+  visit(full_);
+  visit(empty_);
+  return n;
 }
 
 }  // namespace mslab

@@ -1,0 +1,332 @@
+// The defragmenter (defragmenter.h): survey, chunk evacuation, slab
+// compaction.
+//
+// A pass works in two steps, each on a fresh survey of the detached slabs of
+// the movable caches:
+//   1. chunk evacuation — chunks whose every used page is such a slab, and
+//      whose live objects fit in free slots elsewhere, fewest live bytes
+//      first: the chunk is excluded from page allocation, all its slabs are
+//      isolated and evacuated; it ends as a free 2 MiB block;
+//   2. slab compaction (not for make_available) — per cache, the sparsest
+//      slabs whose objects fit in the free slots of the others are isolated
+//      in batches and evacuated; their copies fill the densest slabs
+//      (alloc_direct), so the pages of the emptied slabs go back.
+#include "defrag/defragmenter.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "defrag/evacuate.h"
+
+namespace mslab::defrag {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kCompactBatch = 64;  // slabs isolated at once by slab compaction
+
+std::uintptr_t chunk_base(const void* p) noexcept {
+  return reinterpret_cast<std::uintptr_t>(p) & ~static_cast<std::uintptr_t>(kChunkSize - 1);
+}
+
+std::size_t live_of(const detail::Slab& s) noexcept {
+  return s.capacity - detail::XFree::count(s.xfree.load(std::memory_order_relaxed));
+}
+
+// One detached slab seen by a survey. The address is only a key: the slab
+// may be gone when it is looked for again, under the cache lock.
+struct SlabInfo {
+  std::uintptr_t addr;
+  std::uintptr_t chunk;
+  std::uint32_t cache;  // index into the pass's references
+  std::uint32_t live;   // capacity − free count (buffered frees count as live)
+  std::uint32_t capacity;
+  std::uint32_t pages;
+};
+
+struct ChunkPlan {
+  std::uintptr_t base;
+  std::size_t live_bytes;
+  std::size_t first, last;  // its range in the survey (sorted by chunk)
+};
+
+struct Isolated {
+  std::uint32_t cache;
+  detail::Slab* slab;
+  std::size_t live;
+};
+
+class Pass {
+ public:
+  Pass(PageAllocator& pages, Registry& registry, const Budget& budget, unsigned target, Report& report)
+      : pages_(pages), budget_(budget), target_(target), r_(report), start_(Clock::now()) {
+    registry.acquire_all(refs_);
+    std::erase_if(refs_, [&](const CacheRef& ref) { return &ref->cache().page_allocator() != &pages_; });
+    pending_.resize(refs_.size());
+    visited_.resize(refs_.size());
+    std::size_t max_capacity = 0;
+    for (const CacheRef& ref : refs_) max_capacity = std::max(max_capacity, ref->cache().objects_per_slab());
+    scratch_.resize(max_capacity);
+    taken_.resize(std::max(kPagesPerChunk, kCompactBatch));
+  }
+
+  bool done() const noexcept { return r_.budget_exhausted || (target_ != kNoTarget && available()); }
+
+  void evacuate_chunks() noexcept {
+    survey();
+    std::sort(survey_.begin(), survey_.end(), [](const SlabInfo& a, const SlabInfo& b) {
+      return a.chunk != b.chunk ? a.chunk < b.chunk : a.live < b.live;
+    });
+    std::vector<std::size_t> free_slots(refs_.size(), 0), live_here(refs_.size()), free_here(refs_.size());
+    for (const SlabInfo& s : survey_) free_slots[s.cache] += s.capacity - s.live;
+    std::vector<ChunkPlan> plans;
+    for (std::size_t i = 0; i < survey_.size();) {
+      std::size_t j = i, slab_pages = 0, live_bytes = 0;
+      std::fill(live_here.begin(), live_here.end(), 0);
+      std::fill(free_here.begin(), free_here.end(), 0);
+      for (; j < survey_.size() && survey_[j].chunk == survey_[i].chunk; ++j) {
+        const SlabInfo& s = survey_[j];
+        slab_pages += s.pages;
+        live_here[s.cache] += s.live;
+        free_here[s.cache] += s.capacity - s.live;
+        live_bytes += std::size_t{s.live} * refs_[s.cache]->cache().object_size();
+      }
+      bool room = true;
+      for (std::size_t c = 0; c < refs_.size(); ++c) room = room && free_slots[c] - free_here[c] >= live_here[c];
+      const long free_pages = pages_.chunk_free_pages(reinterpret_cast<void*>(survey_[i].chunk));
+      const bool evacuable = free_pages >= 0 && static_cast<std::size_t>(free_pages) + slab_pages == kPagesPerChunk;
+      // Without room the objects could only move into new slabs: compaction
+      // on demand accepts that, a plain pass does not.
+      if (evacuable && (room || target_ != kNoTarget)) plans.push_back({survey_[i].chunk, live_bytes, i, j});
+      i = j;
+    }
+    std::sort(plans.begin(), plans.end(),
+              [](const ChunkPlan& a, const ChunkPlan& b) { return a.live_bytes < b.live_bytes; });
+    for (const ChunkPlan& plan : plans) {
+      if (done()) break;
+      void* base = reinterpret_cast<void*>(plan.base);
+      if (!pages_.exclude_chunk(base, true)) continue;  // the chunk went back to the OS
+      // Every detached slab of the movable caches in the chunk is isolated,
+      // so no relocation target lies in it.
+      isolated_.clear();
+      std::fill(visited_.begin(), visited_.end(), false);
+      for (std::size_t k = plan.first; k < plan.last; ++k) {
+        const std::uint32_t c = survey_[k].cache;
+        if (visited_[c]) continue;
+        visited_[c] = true;
+        isolate(c, [&](const detail::Slab& s) { return chunk_base(&s) == plan.base; });
+      }
+      evacuate_isolated();
+      pages_.exclude_chunk(base, false);
+      if (pages_.chunk_free_pages(base) == static_cast<long>(kPagesPerChunk)) ++r_.chunks_evacuated;
+    }
+  }
+
+  void compact_slabs() noexcept {
+    survey();
+    std::sort(survey_.begin(), survey_.end(), [](const SlabInfo& a, const SlabInfo& b) {
+      return a.cache != b.cache ? a.cache < b.cache : a.live < b.live;
+    });
+    std::vector<std::uintptr_t> batch;
+    for (std::size_t i = 0; i < survey_.size() && !done();) {
+      std::size_t j = i;
+      while (j < survey_.size() && survey_[j].cache == survey_[i].cache) ++j;
+      // The sparsest k slabs whose objects fit in the free slots of the rest.
+      std::size_t free_rest = 0;
+      for (std::size_t q = i; q < j; ++q) free_rest += survey_[q].capacity - survey_[q].live;
+      std::size_t k = i, moving = 0;
+      while (k < j) {
+        const SlabInfo& s = survey_[k];
+        free_rest -= s.capacity - s.live;
+        if (moving + s.live > free_rest) break;
+        moving += s.live;
+        ++k;
+      }
+      for (std::size_t q = i; q < k && !done(); q += kCompactBatch) {
+        batch.clear();
+        for (std::size_t b = q; b < std::min(k, q + kCompactBatch); ++b) batch.push_back(survey_[b].addr);
+        std::sort(batch.begin(), batch.end());
+        isolated_.clear();
+        isolate(survey_[i].cache, [&](const detail::Slab& s) {
+          return std::binary_search(batch.begin(), batch.end(), reinterpret_cast<std::uintptr_t>(&s));
+        });
+        evacuate_isolated();
+      }
+      i = j;
+    }
+  }
+
+ private:
+  bool available() const noexcept {
+    const PageStats st = pages_.stats();
+    for (unsigned k = target_; k <= kMaxOrder; ++k)
+      if (st.free_blocks[k] != 0) return true;
+    return false;
+  }
+
+  void note_pause(Clock::time_point locked) noexcept {
+    if (locked != Clock::time_point{})
+      r_.max_pause = std::max(r_.max_pause, std::chrono::nanoseconds(Clock::now() - locked));
+  }
+
+  // Pauses are charged from the first callback under a cache lock to the
+  // unlock: waiting for the lock is the defragmenter's time, not the
+  // application's.
+  void survey() noexcept {
+    survey_.clear();
+    for (std::uint32_t c = 0; c < refs_.size(); ++c) {
+      Clock::time_point locked{};
+      refs_[c]->cache().for_each_detached_slab(
+          [&](detail::Slab* s) {
+            if (locked == Clock::time_point{}) locked = Clock::now();
+            survey_.push_back({reinterpret_cast<std::uintptr_t>(s), chunk_base(s), c,
+                               static_cast<std::uint32_t>(live_of(*s)), s->capacity, 1u << s->order});
+          },
+          /*include_empty=*/true);
+      note_pause(locked);
+    }
+    r_.slabs_scanned += survey_.size();
+  }
+
+  template <class Pred>
+  void isolate(std::uint32_t c, Pred&& pred) noexcept {
+    Clock::time_point locked{};
+    const std::size_t n = refs_[c]->cache().isolate_matching(
+        [&](const detail::Slab& s) {
+          if (locked == Clock::time_point{}) locked = Clock::now();
+          return pred(s);
+        },
+        taken_);
+    note_pause(locked);
+    for (std::size_t q = 0; q < n; ++q) isolated_.push_back({c, taken_[q], live_of(*taken_[q])});
+    r_.slabs_isolated += n;
+  }
+
+  // Evacuates the isolated slabs, fewest live objects first; once the budget
+  // is spent the rest are only released.
+  void evacuate_isolated() noexcept {
+    std::sort(isolated_.begin(), isolated_.end(), [](const Isolated& a, const Isolated& b) { return a.live < b.live; });
+    for (const Isolated& iso : isolated_) {
+      SlabCache& cache = refs_[iso.cache]->cache();
+      if (r_.budget_exhausted) {
+        r_.slabs_freed += cache.release_isolated(iso.slab) ? 1 : 0;
+        continue;
+      }
+      pages_done_ += std::size_t{1} << iso.slab->order;
+      const SlabResult res = evacuate_slab(*refs_[iso.cache].get(), iso.slab, scratch_);
+      r_.max_pause = std::max(r_.max_pause, res.phase1);
+      switch (res.outcome) {
+        case SlabOutcome::kRefused: ++r_.slabs_refused; break;
+        case SlabOutcome::kFreed: ++r_.slabs_freed; break;
+        case SlabOutcome::kKept: break;
+        case SlabOutcome::kPending: pending_[iso.cache].push_back({iso.slab, res.listed}); break;
+      }
+      count_moved(cache, res.left);
+      if ((budget_.pages != 0 && pages_done_ >= budget_.pages) ||
+          (budget_.time.count() != 0 && Clock::now() - start_ >= budget_.time))
+        r_.budget_exhausted = true;
+    }
+    // Slabs waiting for deferred frees: one grace period per cache and batch.
+    for (std::size_t c = 0; c < refs_.size(); ++c) {
+      if (pending_[c].empty()) continue;
+      const PendingResult done = finish_pending(refs_[c]->cache(), pending_[c]);
+      r_.slabs_freed += done.freed;
+      count_moved(refs_[c]->cache(), done.left);
+      pending_[c].clear();
+    }
+  }
+
+  void count_moved(const SlabCache& cache, std::size_t n) noexcept {
+    r_.objects_moved += n;
+    r_.bytes_copied += n * cache.object_size();
+  }
+
+  static constexpr unsigned kNoTarget = ~0u;
+  PageAllocator& pages_;
+  const Budget budget_;
+  const unsigned target_;
+  Report& r_;
+  const Clock::time_point start_;
+  std::vector<CacheRef> refs_;  // held for the whole pass
+  std::vector<SlabInfo> survey_;
+  std::vector<Isolated> isolated_;
+  std::vector<detail::Slab*> taken_;
+  std::vector<void*> scratch_;
+  std::vector<std::vector<PendingSlab>> pending_;
+  std::vector<bool> visited_;
+  std::size_t pages_done_ = 0;
+};
+
+}  // namespace
+
+Report& Report::operator+=(const Report& o) noexcept {
+  if (passes == 0) free_2m_before = o.free_2m_before;
+  if (o.passes != 0) free_2m_after = o.free_2m_after;
+  slabs_scanned += o.slabs_scanned;
+  slabs_isolated += o.slabs_isolated;
+  slabs_refused += o.slabs_refused;
+  slabs_freed += o.slabs_freed;
+  objects_moved += o.objects_moved;
+  bytes_copied += o.bytes_copied;
+  chunks_evacuated += o.chunks_evacuated;
+  elapsed += o.elapsed;
+  max_pause = std::max(max_pause, o.max_pause);
+  budget_exhausted = budget_exhausted || o.budget_exhausted;
+  passes += o.passes;
+  return *this;
+}
+
+bool Defragmenter::available(unsigned order) const noexcept {
+  const PageStats st = pages_.stats();
+  for (unsigned k = std::min(order, kMaxOrder); k <= kMaxOrder; ++k)
+    if (st.free_blocks[k] != 0) return true;
+  return false;
+}
+
+double Defragmenter::fragmentation() noexcept {
+  // From the slab lists' free counts (O(slabs), no walk of the slots, so
+  // the cache locks are held briefly): slab bytes over live bytes of the
+  // detached slabs. Active slabs (one per thread and cache) are left out;
+  // frees still in thread buffers count as live.
+  std::vector<CacheRef> refs;
+  registry_.acquire_all(refs);
+  std::size_t reserved = 0, live = 0;
+  for (const CacheRef& ref : refs) {
+    SlabCache& cache = ref->cache();
+    if (&cache.page_allocator() != &pages_) continue;
+    cache.for_each_detached_slab(
+        [&](detail::Slab* s) {
+          reserved += order_bytes(s->order);
+          live += live_of(*s) * cache.object_size();
+        },
+        /*include_empty=*/true);
+  }
+  return live == 0 ? 0.0 : static_cast<double>(reserved) / static_cast<double>(live);
+}
+
+Report Defragmenter::run(const Budget& budget) noexcept { return pass(budget, kNoTarget); }
+
+Report Defragmenter::make_available(unsigned order, const Budget& budget) noexcept {
+  return pass(budget, std::min(order, kMaxOrder));
+}
+
+Report Defragmenter::pass(const Budget& budget, unsigned target) noexcept {
+  std::lock_guard serial(run_lock_);
+  const Clock::time_point start = Clock::now();
+  Report r;
+  r.passes = 1;
+  r.free_2m_before = pages_.stats().free_2m_blocks();
+  if (target == kNoTarget || !available(target)) {
+    // Our own active slabs become detached (isolatable), our buffered frees land.
+    detail::flush_thread_heap();
+    Pass pass(pages_, registry_, budget, target, r);
+    pass.evacuate_chunks();
+    if (target == kNoTarget && !pass.done()) pass.compact_slabs();
+  }  // the pass's references are dropped here, after every slab is released
+  r.free_2m_after = pages_.stats().free_2m_blocks();
+  r.elapsed = Clock::now() - start;
+  return r;
+}
+
+}  // namespace mslab::defrag
