@@ -48,9 +48,23 @@ struct Parser {
   ParseResult result;
   bool saw_json = false, saw_csv = false;
 
-  bool fail(std::string message) {
+  // The message quotes what the user typed: control characters in it are
+  // written as \xNN, so that the error stays one line (found by the
+  // bench_options fuzz target).
+  bool fail(std::string_view message) {
     result.kind = ParseResult::Kind::kError;
-    result.error = std::move(message);
+    result.error.clear();
+    for (const char c : message) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u >= 0x20 && u != 0x7f) {
+        result.error.push_back(c);
+      } else {
+        static constexpr char kHex[] = "0123456789abcdef";
+        result.error += "\\x";
+        result.error.push_back(kHex[u >> 4]);
+        result.error.push_back(kHex[u & 15]);
+      }
+    }
     return false;
   }
 

@@ -7,33 +7,13 @@
 #include <random>
 #include <vector>
 
+#include "xa_model.h"
 #include "xa_test_util.h"
 
 using namespace mslab;
 using namespace mslab::xatest;
 
 namespace {
-
-struct ModelSlot {
-  Entry entry;         // empty = reserved
-  unsigned marks = 0;  // bit m
-};
-using Model = std::map<unsigned long, ModelSlot>;
-
-Entry model_load(const Model& m, unsigned long i) {
-  auto it = m.find(i);
-  return it == m.end() ? Entry{} : it->second.entry;
-}
-
-// First present entry at ≥ i and ≤ max (with mark `mk` unless kPresentTag).
-Model::const_iterator model_find(const Model& m, unsigned long i, unsigned long max, XaFilter f) {
-  for (auto it = m.lower_bound(i); it != m.end() && it->first <= max; ++it) {
-    if (it->second.entry.empty()) continue;
-    if (f.is_mark() && !((it->second.marks >> f.mark) & 1)) continue;
-    return it;
-  }
-  return m.end();
-}
 
 class Runner {
  public:
