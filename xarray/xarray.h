@@ -34,6 +34,7 @@
 
 #include "rcu/rcu.h"
 #include "xarray/entry.h"
+#include "xarray/id_types.h"
 #include "xarray/node.h"
 #include "xarray/node_alloc.h"
 
@@ -62,6 +63,9 @@ class BasicXArray {
   static constexpr unsigned kChunkSize = 1u << Shift;
 
   BasicXArray() noexcept = default;
+  /// An array in the given mode; XaFlags::kAlloc / kAlloc1 make it an
+  /// allocating array (alloc(), alloc_cyclic()), whose mark 0 is reserved.
+  explicit BasicXArray(XaFlags flags) noexcept : flags_(flags) {}
   /// Frees every node through deferred free (entries are not freed: they
   /// belong to the caller). No other thread may use the array any more —
   /// except readers already inside a read section, which stay safe.
@@ -96,8 +100,10 @@ class BasicXArray {
   bool empty() const noexcept { return head_.load(std::memory_order_relaxed) == 0; }
   /// Some entry carries mark `m` (xa_marked); O(1), from the root.
   bool marked(XaMark m) const noexcept {
-    return m < kXaMarks && ((root_marks_.load(std::memory_order_relaxed) >> m) & 1);
+    return user_mark(m) && ((root_marks_.load(std::memory_order_relaxed) >> m) & 1);
   }
+  /// The mode given at construction.
+  XaFlags flags() const noexcept { return flags_; }
   XaStats stats() const noexcept {
     const std::size_t n = nodes_.load(std::memory_order_relaxed);
     return {n, n * sizeof(Node)};
@@ -106,9 +112,10 @@ class BasicXArray {
   // ---- Writers: take the array lock; may block (lock, node allocation). -
 
   /// Stores `entry` at `index` and returns the previous entry (empty for a
-  /// reserved index). An empty `entry` erases. Marks are kept unless the
-  /// entry is erased. Errors: kInvalid (entry not valid), kNoMemory (array
-  /// unchanged). (xa_store)
+  /// reserved index). An empty `entry` erases — except in an allocating
+  /// array, where it reserves the index so that the id stays allocated (as
+  /// __xa_store does). Marks are kept unless the entry is erased. Errors:
+  /// kInvalid (entry not valid), kNoMemory (array unchanged). (xa_store)
   XaResult store(unsigned long index, Entry entry) noexcept;
   /// Removes the entry (or reservation) at `index` and its marks; returns
   /// the previous entry. Never allocates, never fails. (xa_erase)
@@ -129,9 +136,26 @@ class BasicXArray {
   void release(unsigned long index) noexcept;
 
   /// Sets / clears mark `m` on the entry at `index`; no-op on an empty or
-  /// reserved index. kInvalid for m ≥ 3. Marks propagate to the root.
+  /// reserved index. kInvalid for m ≥ 3, and for m = 0 (kXaFreeMark) in an
+  /// allocating array. Marks propagate to the root.
   XaError set_mark(unsigned long index, XaMark m) noexcept;
   XaError clear_mark(unsigned long index, XaMark m) noexcept;
+
+  // ---- ID allocation (allocating arrays only; xarray_impl/alloc.h). ----
+
+  /// Stores `entry` at the lowest free index in [limit.min, limit.max] and
+  /// returns that id (xa_alloc). "Free" means empty and not reserved; an
+  /// empty `entry` reserves the id (it stays allocated until erased). In a
+  /// kAlloc1 array id 0 is never returned. O(log n): the search follows the
+  /// free mark down the tree. Errors: see XaAllocResult (kBusy = no free
+  /// id). Takes the array lock; may block.
+  XaAllocResult alloc(Entry entry, XaLimit limit = {}) noexcept;
+  /// As alloc(), searching from max(limit.min, next) and, if that part of
+  /// the range is full, again from limit.min (wrapped() is then true, as it
+  /// is for the first id after `next` itself wrapped past ULONG_MAX). On
+  /// success next = id + 1. `next` is the caller's, read and written under
+  /// the array lock. (xa_alloc_cyclic)
+  XaAllocResult alloc_cyclic(Entry entry, XaLimit limit, unsigned long& next) noexcept;
 
   /// Removes every entry; nodes are freed after a grace period; concurrent
   /// readers restart and find the array empty. (xa_destroy)
@@ -174,7 +198,7 @@ class BasicXArray {
    public:
     Iterator begin() const noexcept {
       Iterator it;
-      if (first_ > last_ || (filter_.is_mark() && filter_.mark >= kXaMarks)) return it;
+      if (first_ > last_ || (filter_.is_mark() && !array_->user_mark(filter_.mark))) return it;
       it.index_ = first_;
       it.last_ = last_;
       it.filter_ = filter_;
@@ -220,6 +244,11 @@ class BasicXArray {
     void drain() noexcept;  // frees unused nodes (never published)
   };
 
+  // A mark the caller may use: < 3, and not the free mark of an allocating
+  // array.
+  bool user_mark(XaMark m) const noexcept { return m < kXaMarks && !(track_free() && m == kXaFreeMark); }
+  bool track_free() const noexcept { return flags_ != XaFlags::kNone; }
+
   // Writer internals (xarray_impl/write.h); all need lock_ held.
   XaError store_locked(unsigned long index, Raw raw, Raw* old) noexcept;
   Raw erase_locked(unsigned long index) noexcept;
@@ -232,10 +261,15 @@ class BasicXArray {
   Node* add_level(NodePool& pool, Node* below, unsigned shift, Raw slot0) noexcept;
   void clear_marks_locked(Node* leaf, unsigned long index) noexcept;
   void propagate_clear(Node* node, unsigned offset, XaMark m) noexcept;
+  void propagate_set(Node* node, unsigned offset, XaMark m) noexcept;
   void delete_empty(Node* node) noexcept;
   void shrink() noexcept;
   void retire(Node* node) noexcept;
   void free_subtree(Node* node) noexcept;
+
+  // ID allocation internals (xarray_impl/alloc.h); lock_ held.
+  bool find_free_locked(unsigned long min, unsigned long max, unsigned long* out) const noexcept;
+  XaError alloc_locked(Raw raw, unsigned long min, unsigned long max, unsigned long* id) noexcept;
 
   // Reader internals (xarray_impl/read.h); call under a read section.
   Raw walk(unsigned long index) const noexcept;
@@ -250,6 +284,10 @@ class BasicXArray {
   // to "root node's marks[m] != 0" (or to the head entry's marks).
   std::atomic<unsigned> root_marks_{0};
   std::atomic<std::size_t> nodes_{0};
+  const XaFlags flags_ = XaFlags::kNone;
+  // alloc_cyclic's `next` wrapped past ULONG_MAX: the next id it hands out
+  // is reported as wrapped (XA_FLAGS_ALLOC_WRAPPED). Under lock_.
+  bool alloc_wrapped_ = false;
 };
 
 /// The XArray of this build: fan-out 2^MSLAB_XA_CHUNK_SHIFT, nodes from the
@@ -260,3 +298,4 @@ using XArray = BasicXArray<>;
 
 #include "xarray/xarray_impl/read.h"
 #include "xarray/xarray_impl/write.h"
+#include "xarray/xarray_impl/alloc.h"

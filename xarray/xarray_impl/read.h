@@ -32,7 +32,7 @@ Entry BasicXArray<Shift, A>::load(unsigned long index) const noexcept {
 
 template <unsigned Shift, class A>
 bool BasicXArray<Shift, A>::get_mark(unsigned long index, XaMark m) const noexcept {
-  if (m >= kXaMarks) return false;
+  if (!user_mark(m)) return false;
   rcu::ReadGuard guard;
 restart:
   Raw e = head_.load(std::memory_order_acquire);
@@ -108,7 +108,7 @@ restart:
 
 template <unsigned Shift, class A>
 Entry BasicXArray<Shift, A>::find(unsigned long* index, unsigned long max, XaFilter filter) const noexcept {
-  if (filter.is_mark() && filter.mark >= kXaMarks) return {};
+  if (filter.is_mark() && !user_mark(filter.mark)) return {};
   rcu::ReadGuard guard;
   return Entry::from_raw(find_raw(index, max, filter));
 }

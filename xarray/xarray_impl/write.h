@@ -46,6 +46,8 @@ typename BasicXArray<Shift, A>::Node* BasicXArray<Shift, A>::new_node(NodePool& 
   node->offset = static_cast<std::uint8_t>(offset);
   node->parent.store(parent, std::memory_order_relaxed);
   node->array.store(this, std::memory_order_relaxed);
+  // Every slot of a new node is empty, hence free (xas_alloc's node_mark_all).
+  if (track_free()) node->marks[kXaFreeMark].store(Node::slot_mask(shift), std::memory_order_relaxed);
   // In the tree from the caller's publishing store on; the defragmenter
   // re-checks the state under lock_, which we hold until then.
   node->state.store(XaNodeState::kInTree, std::memory_order_release);
@@ -105,7 +107,11 @@ typename BasicXArray<Shift, A>::Node* BasicXArray<Shift, A>::add_level(NodePool&
   up->nr_values = xa_detail::is_value(slot0) ? 1 : 0;
   const unsigned flags = root_marks_.load(std::memory_order_relaxed);
   for (XaMark m = 0; m < kXaMarks; ++m)
-    if ((flags >> m) & 1) up->marks[m].store(1, std::memory_order_relaxed);
+    if (user_mark(m) && ((flags >> m) & 1)) up->marks[m].store(1, std::memory_order_relaxed);
+  // Free mark: slot 0 is free below iff the old top node has a free slot (an
+  // old head entry is busy); the other slots are empty, hence free.
+  if (track_free() && (below == nullptr || below->marks[kXaFreeMark].load(std::memory_order_relaxed) == 0))
+    up->marks[kXaFreeMark].fetch_and(~std::uint64_t{1}, std::memory_order_relaxed);
   if (below != nullptr) {
     below->parent.store(up, std::memory_order_relaxed);
     below->offset = 0;
@@ -201,11 +207,19 @@ XaError BasicXArray<Shift, A>::store_locked(unsigned long index, Raw raw, Raw* o
   std::atomic<Raw>* slot = create_slot(index, pool, &leaf);
   if (pool.n != 0) std::abort();  // nodes_needed() overcounted: a bug
   *old = slot->load(std::memory_order_relaxed);
+  // A reservation takes no marks: storing one over a marked entry (store of
+  // an empty entry in an allocating array) drops them, marks first as erase.
+  if (raw == xa_detail::kZero && *old != 0 && *old != xa_detail::kZero) {
+    if (leaf != nullptr) clear_marks_locked(leaf, index);
+    else root_marks_.store(0, std::memory_order_relaxed);
+  }
   if (leaf != nullptr) {
     if (*old == 0) ++leaf->count;
     leaf->nr_values = static_cast<std::uint8_t>(leaf->nr_values + xa_detail::is_value(raw) - xa_detail::is_value(*old));
   }
   slot->store(raw, std::memory_order_release);  // pairs with the readers' slot/head acquire
+  if (track_free() && leaf != nullptr && leaf->get_mark(index & Node::kMask, kXaFreeMark))
+    propagate_clear(leaf, index & Node::kMask, kXaFreeMark);  // the index is busy now
   return XaError::kOk;
 }
 
@@ -224,6 +238,7 @@ typename BasicXArray<Shift, A>::Raw BasicXArray<Shift, A>::erase_locked(unsigned
   // Marks go first, as in xas_store: a marked search that still finds the
   // entry finds it unmarked or present, never a marked empty slot below.
   clear_marks_locked(leaf, index);
+  if (track_free()) propagate_set(leaf, index & Node::kMask, kXaFreeMark);  // xas_init_marks
   slot->store(0, std::memory_order_release);
   --leaf->count;
   if (xa_detail::is_value(old)) --leaf->nr_values;
@@ -305,6 +320,21 @@ void BasicXArray<Shift, A>::propagate_clear(Node* node, unsigned offset, XaMark 
 }
 
 template <unsigned Shift, class A>
+void BasicXArray<Shift, A>::propagate_set(Node* node, unsigned offset, XaMark m) noexcept {
+  for (;;) {
+    if (node->get_mark(offset, m)) return;  // already set: so is everything above
+    node->marks[m].fetch_or(std::uint64_t{1} << offset, std::memory_order_relaxed);
+    Node* parent = node->parent.load(std::memory_order_relaxed);
+    if (parent == nullptr) {
+      root_marks_.fetch_or(1u << m, std::memory_order_relaxed);
+      return;
+    }
+    offset = node->offset;
+    node = parent;
+  }
+}
+
+template <unsigned Shift, class A>
 void BasicXArray<Shift, A>::clear_marks_locked(Node* leaf, unsigned long index) noexcept {
   const unsigned off = index & Node::kMask;
   for (XaMark m = 0; m < kXaMarks; ++m)
@@ -313,31 +343,21 @@ void BasicXArray<Shift, A>::clear_marks_locked(Node* leaf, unsigned long index) 
 
 template <unsigned Shift, class A>
 XaError BasicXArray<Shift, A>::set_mark(unsigned long index, XaMark m) noexcept {
-  if (m >= kXaMarks) return XaError::kInvalid;
+  if (!user_mark(m)) return XaError::kInvalid;
   std::lock_guard guard(lock_);
   Node* node;
   std::atomic<Raw>* slot = find_slot(index, &node);
   if (slot == nullptr) return XaError::kOk;
   const Raw e = slot->load(std::memory_order_relaxed);
   if (e == 0 || e == xa_detail::kZero) return XaError::kOk;
-  if (node != nullptr) {
-    unsigned off = index & Node::kMask;
-    for (;;) {
-      if (node->get_mark(off, m)) return XaError::kOk;  // already set: so is everything above
-      node->marks[m].fetch_or(std::uint64_t{1} << off, std::memory_order_relaxed);
-      Node* parent = node->parent.load(std::memory_order_relaxed);
-      if (parent == nullptr) break;
-      off = node->offset;
-      node = parent;
-    }
-  }
-  root_marks_.fetch_or(1u << m, std::memory_order_relaxed);
+  if (node != nullptr) propagate_set(node, index & Node::kMask, m);
+  else root_marks_.fetch_or(1u << m, std::memory_order_relaxed);
   return XaError::kOk;
 }
 
 template <unsigned Shift, class A>
 XaError BasicXArray<Shift, A>::clear_mark(unsigned long index, XaMark m) noexcept {
-  if (m >= kXaMarks) return XaError::kInvalid;
+  if (!user_mark(m)) return XaError::kInvalid;
   std::lock_guard guard(lock_);
   Node* leaf;
   std::atomic<Raw>* slot = find_slot(index, &leaf);
@@ -352,9 +372,11 @@ XaError BasicXArray<Shift, A>::clear_mark(unsigned long index, XaMark m) noexcep
 template <unsigned Shift, class A>
 XaResult BasicXArray<Shift, A>::store(unsigned long index, Entry entry) noexcept {
   if (!entry.valid()) return XaError::kInvalid;
+  // An allocating array keeps a stored-empty id allocated (__xa_store).
+  const Raw raw = entry.empty() && track_free() ? xa_detail::kZero : entry.raw();
   std::lock_guard guard(lock_);
   Raw old = 0;
-  if (const XaError err = store_locked(index, entry.raw(), &old); err != XaError::kOk) return err;
+  if (const XaError err = store_locked(index, raw, &old); err != XaError::kOk) return err;
   return Entry::from_raw(old == xa_detail::kZero ? 0 : old);
 }
 
