@@ -25,6 +25,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -79,14 +80,21 @@ class BasicXArray {
   Entry load(unsigned long index) const noexcept;
 
   /// The first entry at index ≥ *index and ≤ max that passes `filter`; on
-  /// success *index is set to its index. Returns empty (and leaves *index)
-  /// if there is none. Invalid: max < *index or a bad mark → empty. (xa_find)
+  /// success *index is set to its index — for a multi-index entry, its
+  /// first index, or *index itself when *index lies inside it. Returns
+  /// empty (and leaves *index) if there is none. Invalid: max < *index or
+  /// a bad mark → empty. (xa_find)
   Entry find(unsigned long* index, unsigned long max, XaFilter filter = {}) const noexcept;
-  /// As find(), strictly after *index (xa_find_after).
+  /// As find(), strictly after *index, and never the multi-index entry that
+  /// covers *index (xa_find_after): iteration yields each entry once.
   Entry find_after(unsigned long* index, unsigned long max, XaFilter filter = {}) const noexcept;
 
   /// Whether the entry at `index` has mark `m` (false for an invalid mark).
   bool get_mark(unsigned long index, XaMark m) const noexcept;
+  /// log2 of the number of indices the entry at `index` covers; 0 for an
+  /// order-0 entry or an empty index (xa_get_order). Exact unless a writer
+  /// replaces that entry meanwhile.
+  unsigned get_order(unsigned long index) const noexcept;
 
   /// Copies up to dst.size() entries with indices in [start, max] that pass
   /// `filter` into dst, in index order; returns how many. Not a snapshot:
@@ -114,11 +122,24 @@ class BasicXArray {
   /// Stores `entry` at `index` and returns the previous entry (empty for a
   /// reserved index). An empty `entry` erases — except in an allocating
   /// array, where it reserves the index so that the id stays allocated (as
-  /// __xa_store does). Marks are kept unless the entry is erased. Errors:
-  /// kInvalid (entry not valid), kNoMemory (array unchanged). (xa_store)
-  XaResult store(unsigned long index, Entry entry) noexcept;
-  /// Removes the entry (or reservation) at `index` and its marks; returns
-  /// the previous entry. Never allocates, never fails. (xa_erase)
+  /// __xa_store does). Marks are kept unless the entry is erased. If a
+  /// multi-index entry covers `index`, the store replaces it over its whole
+  /// range. Errors: kInvalid (entry not valid), kNoMemory (array
+  /// unchanged). (xa_store)
+  XaResult store(unsigned long index, Entry entry) noexcept { return store_order(index, 0, entry); }
+  /// Stores `entry` as one multi-index entry covering the 2^order indices
+  /// [index, index + 2^order), index aligned to 2^order (xa_store_order).
+  /// Whatever the range held goes (entries, reservations, their marks ORed
+  /// onto the new entry, as xas_store does); a larger multi-index entry
+  /// already covering `index` is updated instead, keeping its range. An
+  /// empty `entry` erases every entry in the range (it may need memory for
+  /// a moment: kNoMemory is possible). Returns the entry that was at
+  /// `index`. Errors: kInvalid (entry not valid, order > 63, index not
+  /// aligned), kNoMemory (array unchanged).
+  XaResult store_order(unsigned long index, unsigned order, Entry entry) noexcept;
+  /// Removes the entry (or reservation) at `index` and its marks — a whole
+  /// multi-index entry if one covers `index`; returns the previous entry.
+  /// Never allocates, never fails. (xa_erase)
   Entry erase(unsigned long index) noexcept;
   /// Stores `entry` only if `index` is empty and not reserved; otherwise
   /// kBusy. Inserting an empty entry reserves the index. (xa_insert)
@@ -249,31 +270,35 @@ class BasicXArray {
   bool user_mark(XaMark m) const noexcept { return m < kXaMarks && !(track_free() && m == kXaFreeMark); }
   bool track_free() const noexcept { return flags_ != XaFlags::kNone; }
 
-  // Writer internals (xarray_impl/write.h); all need lock_ held.
-  XaError store_locked(unsigned long index, Raw raw, Raw* old) noexcept;
-  Raw erase_locked(unsigned long index) noexcept;
-  Raw load_locked(unsigned long index) noexcept;
+  // Tree shape (xarray_impl/tree.h) and writer internals (write.h); all
+  // need lock_ held.
   static unsigned shift_for(unsigned long index) noexcept;
-  unsigned nodes_needed(unsigned long index) const noexcept;
-  std::atomic<Raw>* create_slot(unsigned long index, NodePool& pool, Node** leaf) noexcept;
-  std::atomic<Raw>* find_slot(unsigned long index, Node** leaf) noexcept;
+  static unsigned top_for(unsigned long last, unsigned target) noexcept;
+  static unsigned extent(const Node* node, unsigned off) noexcept;
+  unsigned nodes_needed(unsigned long index, unsigned target, unsigned long last) const noexcept;
+  std::atomic<Raw>* create_slot(unsigned long index, unsigned target, unsigned long last, NodePool& pool,
+                                Node** node, unsigned* offset) noexcept;
+  std::atomic<Raw>* locate(unsigned long index, Node** node, unsigned* offset) noexcept;
   Node* new_node(NodePool& pool, unsigned shift, unsigned offset, Node* parent) noexcept;
   Node* add_level(NodePool& pool, Node* below, unsigned shift, Raw slot0) noexcept;
-  void clear_marks_locked(Node* leaf, unsigned long index) noexcept;
-  void propagate_clear(Node* node, unsigned offset, XaMark m) noexcept;
-  void propagate_set(Node* node, unsigned offset, XaMark m) noexcept;
   void delete_empty(Node* node) noexcept;
   void shrink() noexcept;
   void retire(Node* node) noexcept;
   void free_subtree(Node* node) noexcept;
+  XaError store_locked(unsigned long index, unsigned order, Raw raw, Raw* old) noexcept;
+  void replace_slots(Node* node, unsigned off, unsigned n, Raw raw) noexcept;
+  Raw erase_locked(unsigned long index) noexcept;
+  Raw load_locked(unsigned long index) noexcept;
+  void propagate_clear(Node* node, unsigned offset, XaMark m) noexcept;
+  void propagate_set(Node* node, unsigned offset, XaMark m) noexcept;
 
   // ID allocation internals (xarray_impl/alloc.h); lock_ held.
   bool find_free_locked(unsigned long min, unsigned long max, unsigned long* out) const noexcept;
   XaError alloc_locked(Raw raw, unsigned long min, unsigned long max, unsigned long* id) noexcept;
 
   // Reader internals (xarray_impl/read.h); call under a read section.
-  Raw walk(unsigned long index) const noexcept;
-  Raw find_raw(unsigned long* index, unsigned long max, XaFilter filter) const noexcept;
+  Raw walk(unsigned long index, const Node** node = nullptr, unsigned* offset = nullptr) const noexcept;
+  Raw find_raw(unsigned long* index, unsigned long max, XaFilter filter, bool after) const noexcept;
 
   mutable std::mutex lock_;
   // The head: empty, the entry at index 0 when it is the only one, or the
@@ -297,5 +322,6 @@ using XArray = BasicXArray<>;
 }  // namespace mslab
 
 #include "xarray/xarray_impl/read.h"
+#include "xarray/xarray_impl/tree.h"
 #include "xarray/xarray_impl/write.h"
 #include "xarray/xarray_impl/alloc.h"

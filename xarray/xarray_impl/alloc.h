@@ -83,7 +83,7 @@ XaError BasicXArray<Shift, A>::alloc_locked(Raw raw, unsigned long min, unsigned
   unsigned long idx;
   if (!find_free_locked(min, max, &idx)) return XaError::kBusy;
   Raw old;
-  if (const XaError err = store_locked(idx, raw, &old); err != XaError::kOk) return err;
+  if (const XaError err = store_locked(idx, 0, raw, &old); err != XaError::kOk) return err;
   *id = idx;
   return XaError::kOk;
 }
