@@ -165,7 +165,9 @@ void print_table(const Options& o, const Machine& m, const Results& r) {
   std::vector<std::pair<std::string, std::string>> rows;
   for (const OpResult& op : r.ops)
     if (std::find(rows.begin(), rows.end(), std::pair{op.pattern, op.op}) == rows.end()) rows.emplace_back(op.pattern, op.op);
-  for (const auto& [pattern, opname] : rows) {
+  for (const auto& row : rows) {
+    const std::string& pattern = row.first;  // (clang 14 cannot capture structured bindings)
+    const std::string& opname = row.second;
     std::printf("%-8s %-20s", pattern.c_str(), opname.c_str());
     for (const std::string& c : names) {
       auto it = std::find_if(r.ops.begin(), r.ops.end(), [&](const OpResult& x) {
