@@ -10,12 +10,18 @@
 // replaced by retry entries where a stale reader could otherwise return a
 // wrong answer, and are freed through rcu deferred free — never at once.
 //
-// What a concurrent reader may see: each load returns an entry that was
-// stored at that index at some moment during the call (or empty if the
-// index was empty at some moment during it). An iterating reader sees every
-// entry that was present (at an unchanged index) for the whole iteration;
-// it may or may not see entries stored or erased concurrently; it never
-// sees an index twice, in decreasing order, or a freed node.
+// What a concurrent reader may see: each load returns an entry that covered
+// that index at some moment during the call (or empty if the index was
+// empty at some moment during it) — never an entry for an index outside a
+// multi-index entry's range. An iterating reader sees every entry that was
+// present (at an unchanged index) for the whole iteration; it may or may not
+// see entries stored or erased concurrently; it never sees an index twice,
+// in decreasing order, or a freed node. Details: docs/xarray.md §3.
+//
+// Also here: ID allocation (allocating arrays, XaFlags::kAlloc/kAlloc1,
+// which reserve mark 0 as the free mark) and multi-index entries
+// (store_order: one entry over an aligned 2^order range, kept with sibling
+// entries as in the kernel).
 //
 // Templates: BasicXArray<Shift, NodeAlloc>. Shift is the node fan-out
 // (2^Shift slots); XArray uses MSLAB_XA_CHUNK_SHIFT (default 6). The array

@@ -102,10 +102,10 @@ unsigned BasicXArray<Shift, A>::get_order(unsigned long index) const noexcept {
   return node->shift + static_cast<unsigned>(std::countr_zero(n));
 }
 
-// The first entry passing `filter` in [*index, max]. The scan keeps no node
-// pointer across a restart: it tracks `idx`, the first index not yet
-// examined, so a restart (retry entry, or a finished non-root node) descends
-// again from the head at `idx` and never returns an index twice.
+// The first entry passing `filter` in [*index, max]. The scan tracks `idx`,
+// the first index not yet examined, so a restart (retry entry) descends
+// again from the head at `idx` and never returns an index twice; a
+// finished node hands over to its parent.
 // A multi-index entry is returned at its first index, or at *index when
 // *index lies inside it — unless `after` is set (find_after): then an entry
 // that began before *index was returned already and is skipped.
@@ -125,7 +125,6 @@ restart:
     return e;
   }
   const Node* node = Node::from_raw(e);
-  bool at_root = true;
   if (idx > Node::max_index(node->shift)) return 0;
   for (;;) {
     const unsigned shift = node->shift;
@@ -167,13 +166,21 @@ restart:
     }
     if (child != nullptr) {
       node = child;
-      at_root = false;
       continue;
     }
-    // This node is finished; idx is the first index after it. Nothing lies
-    // beyond the root; below it, descend afresh (the node may be stale).
-    if (at_root) return 0;
-    goto restart;
+    // This node is finished; idx is the first index after it. Continue in
+    // the nearest ancestor whose range holds idx (xas_find does the same).
+    // The parent pointers are valid under the read section (nodes are freed
+    // after a grace period); a removed ancestor holds empty slots or retry
+    // entries, so going up through one finds nothing wrong. No parent: the
+    // root is finished, nothing lies beyond it.
+    for (;;) {
+      const Node* parent = node->parent.load(std::memory_order_acquire);  // pairs with add_level's release
+      if (parent == nullptr) return 0;
+      node = parent;
+      const unsigned span = parent->shift + Shift;
+      if (span >= 64 || ((idx - 1) >> span) == (idx >> span)) break;
+    }
   }
 }
 

@@ -127,8 +127,9 @@ typename BasicXArray<Shift, A>::Node* BasicXArray<Shift, A>::add_level(NodePool&
   if (track_free() && (below == nullptr || below->marks[kXaFreeMark].load(std::memory_order_relaxed) == 0))
     up->marks[kXaFreeMark].fetch_and(~std::uint64_t{1}, std::memory_order_relaxed);
   if (below != nullptr) {
-    below->parent.store(up, std::memory_order_relaxed);
-    below->offset = 0;
+    // Release: a reader that climbs from `below` to `up` (find_raw) sees it
+    // initialised. `below` is the old root: its offset is 0 already.
+    below->parent.store(up, std::memory_order_release);
   }
   return up;
 }

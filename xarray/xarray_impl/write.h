@@ -27,15 +27,19 @@ XaError BasicXArray<Shift, A>::store_locked(unsigned long index, unsigned order,
   }
   const unsigned target = order - order % Shift;
   const unsigned long last = index | ((1UL << order) - 1);
-  *old = load_locked(index);
+  // The entry covering index. For order 0 it is the slot create_slot()
+  // finds (a leaf slot, or a larger entry's canonical slot), read below
+  // without a second walk; a larger order may cover a subtree.
+  if (order != 0) *old = load_locked(index);
   NodePool pool;
   if (!pool.fill(nodes_needed(index, target, last))) return XaError::kNoMemory;
   Node* node;
   unsigned off;
   std::atomic<Raw>* slot = create_slot(index, target, last, pool, &node, &off);
   pool.drain();  // what a conservative count left over was never published
+  const Raw prev = slot->load(std::memory_order_relaxed);
+  if (order == 0) *old = prev;
   if (node == nullptr) {  // the head entry
-    const Raw prev = slot->load(std::memory_order_relaxed);
     if (raw == xa_detail::kZero && prev != 0 && prev != xa_detail::kZero)
       root_marks_.store(0, std::memory_order_relaxed);  // a reservation takes no marks
     slot->store(raw, std::memory_order_release);  // pairs with the readers' head acquire
@@ -44,7 +48,6 @@ XaError BasicXArray<Shift, A>::store_locked(unsigned long index, unsigned order,
   // The slots the entry covers here: its own range when the node is at its
   // level; a larger entry already there keeps its range (the store updates it).
   unsigned n = node->shift == target ? 1u << (order - target) : 1u;
-  const Raw prev = slot->load(std::memory_order_relaxed);
   if (prev != 0 && !xa_detail::is_node(prev)) n = std::max(n, extent(node, off));
   replace_slots(node, off, n, raw);
   return XaError::kOk;
