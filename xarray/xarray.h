@@ -138,8 +138,9 @@ class BasicXArray {
   /// Whatever the range held goes (entries, reservations, their marks ORed
   /// onto the new entry, as xas_store does); a larger multi-index entry
   /// already covering `index` is updated instead, keeping its range. An
-  /// empty `entry` erases every entry in the range (it may need memory for
-  /// a moment: kNoMemory is possible). Returns the entry that was at
+  /// empty `entry` erases every entry in the range (or the larger entry
+  /// covering `index`, whole); it may need memory for a moment, so
+  /// kNoMemory is possible. Returns the entry that was at
   /// `index`. Errors: kInvalid (entry not valid, order > 63, index not
   /// aligned), kNoMemory (array unchanged).
   XaResult store_order(unsigned long index, unsigned order, Entry entry) noexcept;
