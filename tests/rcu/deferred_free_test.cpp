@@ -117,9 +117,13 @@ TEST_CASE("deferred free: memory mslab does not own counts its given size, else 
   rcu::barrier();
   const std::size_t base = rcu::deferred_stats().pending_bytes;
   HeldReader reader;  // nothing can be freed while it is inside
-  rcu::defer_free(std::malloc(32), count_free, 1000);
-  rcu::defer_free(std::malloc(32), count_free);
-  std::this_thread::sleep_for(20ms);  // the worker steals the partial batch, then waits
+  // A thread's partial batch is counted once it is submitted: here at the
+  // thread's exit, with both entries in it.
+  std::thread producer([] {
+    rcu::defer_free(std::malloc(32), count_free, 1000);
+    rcu::defer_free(std::malloc(32), count_free);
+  });
+  producer.join();
   CHECK(rcu::deferred_stats().pending_bytes == base + 1000 + 2 * 16);
   reader.release();
   rcu::barrier();

@@ -30,4 +30,16 @@ inline Model::const_iterator model_find(const Model& m, unsigned long i, unsigne
   return m.end();
 }
 
+// The lowest index in [min, max] that the model does not hold (free).
+inline bool model_free(const Model& m, unsigned long min, unsigned long max, unsigned long* out) {
+  if (min > max) return false;
+  unsigned long i = min;
+  for (auto it = m.lower_bound(min); it != m.end() && it->first == i; ++it) {
+    if (i == max) return false;
+    ++i;
+  }
+  *out = i;
+  return true;
+}
+
 }  // namespace mslab::xatest
