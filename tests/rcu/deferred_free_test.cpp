@@ -144,6 +144,32 @@ TEST_CASE("deferred free: a lone partial batch is freed without a barrier, round
   }
 }
 
+TEST_CASE("deferred free: mslab memory that is no live block is reported, never passed to std::free") {
+  SlabCache* cache = SlabCache::create({.name = "df-stale", .object_size = 64});
+  REQUIRE(cache != nullptr);
+  void* stale = cache->alloc();
+  REQUIRE(stale != nullptr);
+  CHECK(cache->destroy().live_objects == 1);
+  REQUIRE(SlabCache::cache_of(stale) == nullptr);  // its slab is gone
+
+  struct Seen {
+    std::atomic<int> reports{0};
+    std::atomic<ErrorCode> code{ErrorCode::kDoubleFree};
+  } seen;
+  set_error_handler(
+      [](const ErrorInfo& info, void* ctx) {
+        auto* s = static_cast<Seen*>(ctx);
+        s->code = info.code;
+        s->reports.fetch_add(1);
+      },
+      &seen);
+  rcu::defer_free(stale);  // the worker finds no owner: a report, not a crash in std::free
+  rcu::barrier();
+  set_error_handler(nullptr);
+  CHECK(seen.reports.load() == 1);
+  CHECK(seen.code.load() == ErrorCode::kForeignPointer);
+}
+
 TEST_CASE("deferred free: the typed form runs the destructor first") {
   Tracked::destroyed = 0;
   for (int i = 0; i < 10; ++i) rcu::defer_delete(new Tracked);
