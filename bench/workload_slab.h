@@ -24,6 +24,9 @@ namespace mslab::bench {
 
 struct SlabWorkload {
   static constexpr std::string_view kName = "slab";
+  static constexpr bool kFixedSize = true;
+  template <class A>
+  static constexpr bool kSupports = FixedAllocator<A>;
 
   static std::string describe(const Options& o) {
     char buf[160];
