@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace mslab::bench {
 namespace {
@@ -14,6 +15,17 @@ constexpr double kMiB = 1024.0 * 1024.0;
 
 bool plottable(const RunRecord& r) {
   return r.status == RunStatus::kOk && r.rss_bytes_peak && r.rss_bytes_before && r.rss_bytes_after;
+}
+
+// One colour per allocator, so that the same allocator looks the same in
+// every workload; the workload picks the dash pattern and the point shape.
+const char* colour_of(std::string_view allocator) {
+  if (allocator == "mslab") return "#1f77b4";
+  if (allocator == "mslab-defrag") return "#2ca02c";
+  if (allocator == "glibc") return "#ff7f0e";
+  if (allocator == "mimalloc") return "#d62728";
+  if (allocator == "jemalloc") return "#9467bd";
+  return "#7f7f7f";
 }
 
 // gnuplot string literal in single quotes: a quote is doubled.
@@ -36,7 +48,8 @@ bool plot_rss(const std::string& path, const std::vector<RunRecord>& runs, std::
                   static_cast<double>(*r.rss_bytes_after) / kMiB);
     data += block;
     plots += std::string(plots.empty() ? "plot " : ", ") + "$rss index " + std::to_string(index++) +
-             " using 0:2:xtic(1) with linespoints lw 2 pt 7 title " +
+             " using 0:2:xtic(1) with linespoints lw 2 lc rgb '" + colour_of(r.allocator) + "' dt " +
+             (std::string_view(r.workload) == "kv" ? "1 pt 7" : "2 pt 5") + " title " +
              quoted(std::string(r.workload) + "/" + std::string(r.allocator));
   }
   if (index == 0) {
@@ -44,7 +57,7 @@ bool plot_rss(const std::string& path, const std::vector<RunRecord>& runs, std::
     return false;
   }
   const std::string tmp = path + ".tmp";
-  const std::string script = "set terminal png size 900,540 font ',11'\nset output " + quoted(tmp) +
+  const std::string script = "set terminal pngcairo size 900,540 font ',11'\nset output " + quoted(tmp) +
                              "\nset title 'RSS after each phase (mslab-bench)'\nset ylabel 'RSS (MiB)'\n"
                              "set key outside right\nset grid ytics\nset yrange [0:*]\nset offsets 0.2,0.2,0,0\n"
                              "$rss << EOD\n" + data + "EOD\n" + plots + "\n";
