@@ -29,7 +29,7 @@ Workloads:
          then (mslab-defrag) defragment while THREADS readers load values;
          RSS after fill, after erase, after defrag
 Allocators: mslab (SlabCaches, no defrag), mslab-defrag (movable caches and
-  one Defragmenter pass; kv only), glibc (malloc), mimalloc (mi_malloc),
+  one Defragmenter pass; slab and kv), glibc (malloc), mimalloc (mi_malloc),
   jemalloc (mallocx, loaded at run time; skipped if libjemalloc.so.2 is absent)
 
 Options (--name=value and --name value are both accepted):

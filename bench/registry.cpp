@@ -33,7 +33,7 @@ RunRecord run_one(const Options& o) {
   set_text(r.allocator, A::kName);
   set_text(r.settle, A::kSettle);
   r.object_size = o.size;
-  if constexpr (W::kFixedSize) {
+  if constexpr (W::kFixedSize && FixedAllocator<A>) {
     A allocator;
     std::string why;
     if (!allocator.open(o.size, &why)) {

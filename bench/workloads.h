@@ -3,8 +3,9 @@
 // `template <class A> static constexpr bool kSupports` (which allocators
 // it runs with) and either (kFixedSize true) `template <FixedAllocator A>
 // static void run(A&, const Options&, RunRecord&)` — given an adapter
-// opened for --size — or (kFixedSize false) `template <class A> static
-// void run(const Options&, RunRecord&)`, which opens its own. run fills the
+// opened for --size — or (kFixedSize false, or A not a FixedAllocator:
+// mslab-defrag) `template <class A> static void run(const Options&,
+// RunRecord&)`, which opens its own. run fills the
 // record's figures (or marks it failed). To add one: write it, append it
 // here and its name to catalog.h.
 #pragma once
