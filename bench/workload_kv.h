@@ -98,7 +98,7 @@ struct KvWorkload {
         progress.update(i);
       }
     }
-    {
+    if (n_refill > 0) {
       Progress progress(label + " refill", n_refill);
       for (std::size_t i = 0; i < n_refill; ++i) {
         if (!store.put(n + i, kv_class_of(static_cast<unsigned>(rng() % 100))))
