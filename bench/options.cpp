@@ -50,7 +50,7 @@ Options (--name=value and --name value are both accepted):
   --json                print one JSON document {"machine": ..., "runs": [...]}
   --csv                 print CSV, one header line then one line per run
   --plot=FILE.png       also draw RSS after fill, erase and defrag for each
-                        run that has them (gnuplot, png terminal)
+                        run that has them (needs gnuplot)
   --help, -h            print this help and exit
 
 A progress line is shown on stderr during long phases when stderr is a

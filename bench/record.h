@@ -38,7 +38,7 @@ struct RunRecord {
   std::optional<double> reader_ops_per_s, reader_p99_us;              // during the defrag step
   std::optional<double> reader_ops_per_s_quiet, reader_p99_us_quiet;  // the same readers without it
   std::optional<double> alloc_ns, free_ns, ns_per_op;
-  std::optional<double> total_ms;  // the run's own time, set-up to last measurement
+  std::optional<double> total_ms;  // the whole run in its child: set-up, workload, clean-up
 };
 
 static_assert(std::is_trivially_copyable_v<RunRecord>, "RunRecord travels through a pipe as bytes");

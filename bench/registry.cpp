@@ -11,6 +11,7 @@
 
 #include "bench/allocators.h"
 #include "bench/catalog.h"
+#include "bench/workload_util.h"
 #include "bench/workloads.h"
 
 namespace mslab::bench {
@@ -33,6 +34,7 @@ RunRecord run_one(const Options& o) {
   set_text(r.allocator, A::kName);
   set_text(r.settle, A::kSettle);
   r.object_size = o.size;
+  const std::uint64_t t0 = now_ns();
   if constexpr (W::kFixedSize && FixedAllocator<A>) {
     A allocator;
     std::string why;
@@ -45,6 +47,7 @@ RunRecord run_one(const Options& o) {
   } else {
     W::template run<A>(o, r);
   }
+  r.total_ms = static_cast<double>(now_ns() - t0) / 1e6;
   return r;
 }
 

@@ -50,7 +50,7 @@ void print_table(std::FILE* out, const MachineInfo& m, const std::string& setup,
   const std::string vs = "vs " + std::string(kReferenceAllocator);
   std::vector<std::vector<std::string>> rows{{"workload", "allocator", "live MiB", "peak MiB", "RSS MiB", "RSS/live",
                                               "defrag MiB", "RSS/live", "free 2M", "defrag ms", "pause ms", "moved",
-                                              "reads M/s", "p99 us", "ns/op", vs}};
+                                              "reads M/s", "p99 us", "ns/op", vs, "run ms"}};
   for (const RunRecord& r : runs) {
     if (r.status != RunStatus::kOk) continue;
     const std::optional<double> ref = reference_ns(runs, r.workload);
@@ -65,7 +65,7 @@ void print_table(std::FILE* out, const MachineInfo& m, const std::string& setup,
                     fixed(r.defrag_ms, 1, 1), fixed(r.max_pause_ms, 1, 2),
                     fixed(r.objects_moved, 1, 0), pair_of(r.reader_ops_per_s_quiet, r.reader_ops_per_s, 1e6, 2),
                     pair_of(r.reader_p99_us_quiet, r.reader_p99_us, 1, 2), fixed(r.ns_per_op, 1, 1),
-                    ratio ? fixed(ratio, 1, 2) + "x" : "-"});
+                    ratio ? fixed(ratio, 1, 2) + "x" : "-", fixed(r.total_ms, 1, 0)});
   }
   std::vector<std::size_t> width(rows[0].size(), 0);
   for (const auto& row : rows)
@@ -86,7 +86,7 @@ void print_table(std::FILE* out, const MachineInfo& m, const std::string& setup,
                "defrag MiB = RSS\nafter the defrag step (mslab-defrag only). free 2M = free 2 MiB blocks of mslab's "
                "page allocator (before/\nafter defrag). reads M/s, p99 us: kv readers, quiet window/during defrag. "
                "ns/op: slab = alloc ns + free ns;\npair = one alloc+free pair (best of 3 rounds); kv = one insert "
-               "in the fill phase. Definitions: docs/benchmarks.md.\n");
+               "in the fill phase. run ms = the whole\nrun in its child process. Definitions: docs/benchmarks.md.\n");
   for (const RunRecord& r : runs)
     if (r.status != RunStatus::kOk)
       std::fprintf(out, "%s: %s/%s: %s\n", r.status == RunStatus::kSkipped ? "skipped" : "FAILED", r.workload,
