@@ -61,7 +61,8 @@ bool plot_rss(const std::string& path, const std::vector<RunRecord>& runs, std::
                              "\nset title 'RSS after each phase (mslab-bench)'\nset ylabel 'RSS (MiB)'\n"
                              "set key outside right\nset grid ytics\nset yrange [0:*]\nset offsets 0.2,0.2,0,0\n"
                              "$rss << EOD\n" + data + "EOD\n" + plots + "\n";
-  std::FILE* gp = ::popen("gnuplot 2>&1", "w");
+  // gnuplot's own messages go to our stderr: stdout may carry --json.
+  std::FILE* gp = ::popen("gnuplot >&2", "w");
   if (gp == nullptr) {
     *why = "cannot start gnuplot";
     return false;
