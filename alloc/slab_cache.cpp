@@ -85,6 +85,7 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
     return fail({ErrorCode::kOutOfMemory, "too many caches (MSLAB_MAX_CACHES)"});
   }
   cache->tag_ = cache->id_ + 1;
+  cache->slab_tag_ = detail::owner_tag(BlockKind::kSlab, cache->tag_);
   return cache;
 }
 
@@ -618,7 +619,7 @@ void SlabCache::free_direct(void* object) noexcept {
 }
 
 bool SlabCache::should_move(const void* object) noexcept {
-  if (detail::owner_tag_of(object) != detail::owner_tag(BlockKind::kSlab, tag_)) return false;
+  if (detail::owner_tag_of(object) != slab_tag_) return false;
   const auto* s = reinterpret_cast<const Slab*>(reinterpret_cast<std::uintptr_t>(object) & slab_mask_);
   // Never from a slab a thread allocates from (jemalloc's slabcur), nor from
   // a full or an isolated one.

@@ -236,6 +236,7 @@ class SlabCache {
   std::uint8_t order_;
   std::uint32_t id_;
   std::uint32_t tag_;  // id_ + 1, recorded on every page of our slabs
+  std::uint32_t slab_tag_;  // owner_tag(kSlab, tag_): what free() expects on the page
   std::uint64_t serial_;
   Constructor ctor_;
   void* ctor_arg_;
@@ -281,7 +282,7 @@ MSLAB_ALWAYS_INLINE void* SlabCache::alloc() noexcept {
 MSLAB_ALWAYS_INLINE bool SlabCache::locate(const void* object, detail::Slab*& s, std::size_t& i) const noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(object);
   s = reinterpret_cast<detail::Slab*>(addr & slab_mask_);
-  if (MSLAB_UNLIKELY(detail::owner_tag_of(object) != detail::owner_tag(BlockKind::kSlab, tag_))) return false;
+  if (MSLAB_UNLIKELY(detail::owner_tag_of(object) != slab_tag_)) return false;
   const std::size_t offset = addr - reinterpret_cast<std::uintptr_t>(s) - objects_offset_;
   i = static_cast<std::size_t>((offset * recip_) >> kRecipShift);
   return i < capacity_ && i * stride_ == offset;
@@ -297,10 +298,12 @@ MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   detail::Slab* s;
   std::size_t i;
   if (MSLAB_UNLIKELY(!locate(object, s, i))) return free_invalid(object, detail::slab_of(object));
-  detail::ThreadHeap* heap = detail::tl_heap;
+  // Owned by this thread (its active slab or one it keeps)? The owner word
+  // shares the header line with local_free, which an owned free writes
+  // anyway; only this thread sets or clears its own token there.
+  const detail::ThreadHeap* heap = detail::tl_heap;
   if (MSLAB_LIKELY(heap != nullptr)) {
-    const detail::ThreadHeap::Entry& e = heap->entries[id_];
-    if (MSLAB_LIKELY(e.owns(s) && e.serial == serial_)) {
+    if (MSLAB_LIKELY(s->owner.load(std::memory_order_relaxed) == heap->token())) {
       // A slab this thread owns: only this thread touches its local lists.
       if (kCheapChecks && MSLAB_UNLIKELY(s->link(i) != detail::kAllocated || s->state(i) == detail::kFreed))
         return free_invalid(object, s);

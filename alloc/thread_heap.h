@@ -26,9 +26,9 @@ struct ThreadHeap {
     std::uint32_t count;
     void* objects[kCapacity];
   };
-  // Owned slabs besides the active one. Few, so that (a) the free path
-  // checks them all in a handful of compares on one cache line and (b) the
-  // defragmenter, which never isolates an owned slab, loses little.
+  // Owned slabs besides the active one (Slab::owner = token()). Few, so
+  // that the defragmenter, which never isolates an owned slab, loses little
+  // and a thread holds few free slots for itself.
   static constexpr unsigned kOwnedSlabs = 6;
   struct Entry {
     Slab* active;                    // nullptr: none
@@ -37,13 +37,6 @@ struct ThreadHeap {
     FreeBuffer* buffer;              // kept across caches that reuse the id
     std::uint32_t next_victim;       // owned[] place to give back next when all are taken
 
-    /// `s` is owned by this thread (active or owned): its local lists are ours.
-    bool owns(const Slab* s) const noexcept {
-      if (s == active) return true;  // the common case first: one compare
-      for (const Slab* o : owned)
-        if (s == o) return true;
-      return false;
-    }
     void clear() noexcept {
       active = nullptr;
       for (Slab*& o : owned) o = nullptr;
