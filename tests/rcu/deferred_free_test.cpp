@@ -145,7 +145,13 @@ TEST_CASE("deferred free: a lone partial batch is freed without a barrier, round
 }
 
 TEST_CASE("deferred free: mslab memory that is no live block is reported, never passed to std::free") {
-  SlabCache* cache = SlabCache::create({.name = "df-stale", .object_size = 64});
+  // A private page allocator that keeps its free chunk mapped and hands
+  // nothing else out: the stale page stays mslab memory that is no block
+  // (with the global one, a deferred-free batch could reuse the page).
+  PagePolicy policy;
+  policy.retain_free_chunks = 1;
+  PageAllocator pages(policy);
+  SlabCache* cache = SlabCache::create({.name = "df-stale", .object_size = 64, .pages = &pages});
   REQUIRE(cache != nullptr);
   void* stale = cache->alloc();
   REQUIRE(stale != nullptr);
