@@ -804,7 +804,10 @@ void defer_with_size(void* p, FreeFn fn, std::size_t bytes) noexcept { enqueue(p
 void defer_free(void* p) noexcept {
   if (p == nullptr) return;
   std::size_t bytes = owner_size(p);
-  if (bytes == 0) bytes = ::malloc_usable_size(p);  // not ours: it must come from malloc
+  // Not a live block of ours: from malloc — unless it lies in mslab memory
+  // (a stale pointer, reported when the worker frees it), which malloc must
+  // never be asked about.
+  if (bytes == 0 && mslab::detail::chunk_of(p) == nullptr) bytes = ::malloc_usable_size(p);
   enqueue(p, nullptr, bytes);
 }
 
