@@ -30,12 +30,14 @@
 #include <iterator>
 #include <mutex>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 #include "rcu/rcu.h"
 #include "xarray/entry.h"
 #include "xarray/node.h"
 #include "xarray/node_alloc.h"
+#include "xarray/node_mobility.h"
 
 namespace mslab {
 
@@ -55,17 +57,26 @@ struct XaStats {
 };
 
 template <unsigned Shift = MSLAB_XA_CHUNK_SHIFT, class NodeAlloc = SlabNodeAlloc>
-class BasicXArray {
+class BasicXArray : private xa_detail::ArrayAnchor {
  public:
   using Node = XaNode<Shift>;
   static constexpr unsigned kChunkShift = Shift;
   static constexpr unsigned kChunkSize = 1u << Shift;
 
-  BasicXArray() noexcept = default;
+  /// With SlabNodeAlloc the nodes are movable: the defragmenter may migrate
+  /// them at any time (xarray_impl/migrate.h, docs/xarray.md).
+  BasicXArray() noexcept
+      : xa_detail::ArrayAnchor(std::is_same_v<NodeAlloc, SlabNodeAlloc> ? &migrate_node : nullptr) {}
   /// Frees every node through deferred free (entries are not freed: they
   /// belong to the caller). No other thread may use the array any more —
-  /// except readers already inside a read section, which stay safe.
-  ~BasicXArray() { clear(); }
+  /// except readers already inside a read section, which stay safe. With
+  /// movable nodes it then waits for a grace period and for any node
+  /// migration that pinned this array (the existence guarantee; bounded by
+  /// one node's move): blocks, must not run inside a read section.
+  ~BasicXArray() {
+    clear();
+    wait_unpinned();
+  }
   BasicXArray(const BasicXArray&) = delete;
   BasicXArray& operator=(const BasicXArray&) = delete;
 
@@ -136,6 +147,12 @@ class BasicXArray {
   /// Removes every entry; nodes are freed after a grace period; concurrent
   /// readers restart and find the array empty. (xa_destroy)
   void clear() noexcept;
+
+  /// Calls fn(const void* node) for every node of the tree, under the array
+  /// lock (fn must not call into this array). For tests and diagnostics:
+  /// node addresses change when the defragmenter moves nodes.
+  template <class Fn>
+  void for_each_node(Fn&& fn) const;
 
   // ---- Iteration (range-for). ------------------------------------------
   // Each step is one find_after() in its own read section (like
@@ -237,6 +254,9 @@ class BasicXArray {
   void retire(Node* node) noexcept;
   void free_subtree(Node* node) noexcept;
 
+  // Node migration, phase 2 for one node (xarray_impl/migrate.h).
+  static xa_detail::ArrayAnchor::Migrated migrate_node(xa_detail::ArrayAnchor* anchor, void* node) noexcept;
+
   // Reader internals (xarray_impl/read.h); call under a read section.
   Raw walk(unsigned long index) const noexcept;
   Raw find_raw(unsigned long* index, unsigned long max, XaFilter filter) const noexcept;
@@ -260,3 +280,4 @@ using XArray = BasicXArray<>;
 
 #include "xarray/xarray_impl/read.h"
 #include "xarray/xarray_impl/write.h"
+#include "xarray/xarray_impl/migrate.h"

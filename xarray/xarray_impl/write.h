@@ -45,7 +45,7 @@ typename BasicXArray<Shift, A>::Node* BasicXArray<Shift, A>::new_node(NodePool& 
   node->shift = static_cast<std::uint8_t>(shift);
   node->offset = static_cast<std::uint8_t>(offset);
   node->parent.store(parent, std::memory_order_relaxed);
-  node->array.store(this, std::memory_order_relaxed);
+  node->array.store(this->node_owner(), std::memory_order_relaxed);  // the ArrayAnchor
   // In the tree from the caller's publishing store on; the defragmenter
   // re-checks the state under lock_, which we hold until then.
   node->state.store(XaNodeState::kInTree, std::memory_order_release);
