@@ -5,8 +5,10 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# libabsl-dev, libjudy-dev: mslab-xarray-bench baselines; gnuplot-nox: mslab-bench --plot.
 DEB_PACKAGES = cmake g++ make pkg-config liburcu-dev libboost-dev doctest-dev \
-               libmimalloc-dev libjemalloc-dev libbenchmark-dev clang-14 libclang-rt-14-dev
+               libmimalloc-dev libjemalloc-dev libbenchmark-dev clang-14 libclang-rt-14-dev \
+               libabsl-dev libjudy-dev gnuplot-nox
 
 .PHONY: test run deps configure build clean
 

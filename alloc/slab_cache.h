@@ -2,13 +2,14 @@
 //
 // A cache is created with a name, an object size, an alignment and an
 // optional constructor. alloc() and free() run on a per-thread fast path
-// (no locks, no atomics) while the calling thread has an active slab with
-// free slots; the slow paths take the cache's lock. Any thread may free any
+// (no locks, no atomics) while the calling thread allocates from its active
+// slab and frees into a slab it owns (the active one or a few earlier
+// ones, see thread_heap.h); the slow paths take the cache's lock. Any thread may free any
 // object (cross-thread frees go through a lock-free stack in the slab).
 //
 // Slab order rule: the smallest order (0–9) whose slab holds at least 8
 // objects while wasting at most 1/8 of its bytes (header, padding and the
-// unusable tail; each object also costs a 2-byte link); if no order does,
+// unusable tail; each object also costs 4 bytes of slot metadata); if no order does,
 // the order with the least waste. Allocation prefers the fullest partial slab, so sparse slabs drain;
 // empty slabs beyond `empty_reserve` go back to the page allocator at once.
 //
@@ -111,8 +112,8 @@ class SlabCache {
 
   /// The cooperative defrag hint (Redis/Valkey with jemalloc): true when
   /// moving the live `object` — alloc_direct(), copy, repoint, free_direct()
-  /// — would lower fragmentation. False for an object whose slab is active
-  /// in a thread, full or isolated, or when the cache has fewer than two
+  /// — would lower fragmentation. False for an object whose slab is owned
+  /// by a thread, full or isolated, or when the cache has fewer than two
   /// partial slabs; otherwise true iff the slab's occupancy is at most
   /// 1.125 × the average occupancy of the cache's partial slabs. Lock-free;
   /// at most once per millisecond a call refreshes the cached average under
@@ -124,7 +125,8 @@ class SlabCache {
   PageAllocator& page_allocator() const noexcept { return *pages_; }
   std::size_t objects_per_slab() const noexcept { return capacity_; }
 
-  /// Detaches the calling thread's active slab of this cache, so that its
+  /// Detaches the calling thread's owned slabs of this cache (the active
+  /// one and the ones it keeps) and flushes its free buffer, so that their
   /// free slots are visible to other threads and to the defragmenter.
   void flush_thread_cache() noexcept;
 
@@ -142,8 +144,8 @@ class SlabCache {
   // --- Slab-level operations for the defragmenter (design §3) -----------
 
   /// Isolates a detached slab: nothing is allocated from it until
-  /// release_isolated(); frees into it still work. Returns false for an
-  /// active or already isolated slab. Takes the cache lock.
+  /// release_isolated(); frees into it still work. Returns false for a
+  /// slab owned by a thread or already isolated. Takes the cache lock.
   bool isolate(detail::Slab* slab) noexcept;
 
   /// Ends isolation. An empty slab goes back to the page allocator at once
@@ -162,7 +164,7 @@ class SlabCache {
   void for_each_detached_slab(Fn&& fn, bool include_empty = false) const noexcept;
 
   /// Isolates, in one hold of the cache lock, every detached slab — partial,
-  /// full or empty; never an active or an already isolated one — for which
+  /// full or empty; never an owned or an already isolated one — for which
   /// `pred(const detail::Slab&)` is true, and writes them to `out` (it stops
   /// when `out` is full). Returns how many were isolated. Walking and
   /// isolating under one lock hold means no slab pointer goes stale between

@@ -18,6 +18,7 @@
 #include "bench/adapter_jemalloc.h"
 #include "bench/adapter_mimalloc.h"
 #include "bench/adapter_mslab.h"
+#include "bench/adapter_mslab_defrag.h"
 
 namespace mslab::bench {
 
@@ -38,6 +39,9 @@ concept FixedAllocator = std::default_initializable<A> &&
       { ca.version() } -> std::same_as<std::string>;
     };
 
-using AllAllocators = std::tuple<MslabAllocator, GlibcAllocator, MimallocAllocator, JemallocAllocator>;
+/// Every allocator name of the catalog; MslabDefragAllocator is not a
+/// FixedAllocator (workloads say which allocators they support).
+using AllAllocators =
+    std::tuple<MslabAllocator, MslabDefragAllocator, GlibcAllocator, MimallocAllocator, JemallocAllocator>;
 
 }  // namespace mslab::bench

@@ -26,6 +26,16 @@ set(cases
   "--allocator=tcmalloc"
   "--json=yes"
   "--json|--csv"
+  "--keys=0"
+  "--keys=1000000001"
+  "--threads=65"
+  "--threads=x"
+  "--refill=2"
+  "--refill=-1"
+  "--plot"
+  "--plot=out.svg"
+  "--plot=.png"
+  "--allocator=mslab-defrag,nope"
 )
 foreach(case IN LISTS cases)
   string(REPLACE "|" ";" args "${case}")
@@ -38,6 +48,14 @@ foreach(case IN LISTS cases)
 endforeach()
 
 execute_process(COMMAND ${BENCH} --help OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+set(documented --workload --allocator --size --count --free-fraction --seed --ring --keys --refill --threads
+    --json --csv --plot --help kv mslab-defrag)
+foreach(word IN LISTS documented)
+  string(FIND "${out}" "${word}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "--help does not mention ${word}")
+  endif()
+endforeach()
 if(NOT rc EQUAL 0 OR NOT out MATCHES "--free-fraction")
   message(FATAL_ERROR "--help: exit ${rc}, output '${out}'")
 endif()

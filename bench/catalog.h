@@ -9,8 +9,9 @@
 
 namespace mslab::bench {
 
-inline constexpr std::array<std::string_view, 2> kWorkloadNames{"slab", "pair"};
-inline constexpr std::array<std::string_view, 4> kAllocatorNames{"mslab", "glibc", "mimalloc", "jemalloc"};
+inline constexpr std::array<std::string_view, 3> kWorkloadNames{"slab", "pair", "kv"};
+inline constexpr std::array<std::string_view, 5> kAllocatorNames{"mslab", "mslab-defrag", "glibc", "mimalloc",
+                                                                 "jemalloc"};
 
 /// The allocator every ns/op is compared with in the terminal table.
 inline constexpr std::string_view kReferenceAllocator = "mimalloc";

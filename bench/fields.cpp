@@ -46,6 +46,13 @@ const std::array kFields{
     MSLAB_FIELD("free_ns", opt(r.free_ns)),
     MSLAB_FIELD("ns_per_op", opt(r.ns_per_op)),
     MSLAB_FIELD("settle", text(r.settle)),
+    // Added with the kv workload (issue 7); appended so older columns keep their place.
+    MSLAB_FIELD("bytes_copied", opt(r.bytes_copied)),
+    MSLAB_FIELD("slabs_freed", opt(r.slabs_freed)),
+    MSLAB_FIELD("reader_threads", opt(r.reader_threads)),
+    MSLAB_FIELD("reader_ops_per_s_quiet", opt(r.reader_ops_per_s_quiet)),
+    MSLAB_FIELD("reader_p99_us_quiet", opt(r.reader_p99_us_quiet)),
+    MSLAB_FIELD("total_ms", opt(r.total_ms)),
 };
 
 #undef MSLAB_FIELD

@@ -3,11 +3,14 @@
 // and prints the results as a table, JSON or CSV. See --help and
 // docs/benchmarks.md.
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "bench/child.h"
 #include "bench/machine.h"
 #include "bench/options.h"
+#include "bench/plot.h"
+#include "bench/progress.h"
 #include "bench/registry.h"
 #include "bench/report.h"
 
@@ -28,10 +31,15 @@ int main(int argc, char** argv) {
   const MachineInfo machine = probe_machine(options);
   std::vector<RunRecord> runs;
   bool any_failed = false;
-  for (const RunSpec& spec : plan_runs(options)) {
+  const std::vector<RunSpec> plan = plan_runs(options);
+  for (const RunSpec& spec : plan) {
+    const std::string label = "[" + std::to_string(runs.size() + 1) + "/" + std::to_string(plan.size()) + "] " +
+                              std::string(spec.workload) + "/" + std::string(spec.allocator);
+    Progress::show(label);
     runs.push_back(run_in_child(spec, options));
     any_failed |= runs.back().status == RunStatus::kFailed;
   }
+  Progress::show("");
 
   switch (options.format) {
     case OutputFormat::kTable: print_table(stdout, machine, describe_workloads(options), runs); break;
@@ -45,5 +53,12 @@ int main(int argc, char** argv) {
       if (r.status != RunStatus::kOk)
         std::fprintf(stderr, "mslab-bench: %s %s/%s: %s\n", r.status == RunStatus::kSkipped ? "skipped" : "failed",
                      r.workload, r.allocator, r.note);
+  if (!options.plot.empty()) {
+    std::string why;
+    if (!plot_rss(options.plot, runs, &why)) {
+      std::fprintf(stderr, "mslab-bench: --plot: %s\n", why.c_str());
+      return 1;
+    }
+  }
   return any_failed ? 1 : 0;
 }

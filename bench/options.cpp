@@ -24,7 +24,12 @@ Workloads:
          them, then measure RSS / live bytes and the time per alloc and free
   pair   time alloc+free pairs over a ring of RING live objects (allocate one,
          free the oldest); COUNT pairs per round, best of 3 rounds
-Allocators: mslab (a SlabCache), glibc (malloc), mimalloc (mi_malloc),
+  kv     a Redis-like store: KEYS values of 16 B to 4 KiB indexed by an
+         XArray; erase a random FREE-FRACTION, insert REFILL x KEYS new keys,
+         then (mslab-defrag) defragment while THREADS readers load values;
+         RSS after fill, after erase, after defrag
+Allocators: mslab (SlabCaches, no defrag), mslab-defrag (movable caches and
+  one Defragmenter pass; slab and kv), glibc (malloc), mimalloc (mi_malloc),
   jemalloc (mallocx, loaded at run time; skipped if libjemalloc.so.2 is absent)
 
 Options (--name=value and --name value are both accepted):
@@ -33,14 +38,25 @@ Options (--name=value and --name value are both accepted):
   --size=BYTES          object size, 1 to 262144 [64]
   --count=N             objects (slab) or pairs per round (pair),
                         1 to 1000000000 [2000000]
-  --free-fraction=F     share of the objects freed by slab, 0 to 1 [0.9]
-  --seed=N              seed of the random choice of freed objects [1]
+  --free-fraction=F     share of the objects (slab) or keys (kv) freed,
+                        0 to 1 [0.9]
+  --seed=N              seed of the freed objects and kv's value sizes [1]
   --ring=N              live objects of the pair workload, 1 to 1000000 [256]
+  --keys=N              entries the kv workload fills, 1 to 1000000000 [400000]
+  --refill=F            kv: new keys inserted after the erase, as a share of
+                        KEYS, 0 to 1 [0]
+  --threads=N           kv: reader threads loading during the quiet window and
+                        the defrag pass, 0 to 64 [1]
   --json                print one JSON document {"machine": ..., "runs": [...]}
   --csv                 print CSV, one header line then one line per run
+  --plot=FILE.png       also draw RSS after fill, erase and defrag for each
+                        run that has them (needs gnuplot)
   --help, -h            print this help and exit
 
-Exit status: 0 success, 1 a run failed, 2 bad command line.
+A progress line is shown on stderr during long phases when stderr is a
+terminal.
+Exit status: 0 success, 1 a run failed or the plot could not be drawn,
+2 bad command line.
 Figures and their definitions: docs/benchmarks.md.
 )";
 
@@ -48,9 +64,23 @@ struct Parser {
   ParseResult result;
   bool saw_json = false, saw_csv = false;
 
-  bool fail(std::string message) {
+  // The message quotes what the user typed: control characters in it are
+  // written as \xNN, so that the error stays one line (found by the
+  // bench_options fuzz target).
+  bool fail(std::string_view message) {
     result.kind = ParseResult::Kind::kError;
-    result.error = std::move(message);
+    result.error.clear();
+    for (const char c : message) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u >= 0x20 && u != 0x7f) {
+        result.error.push_back(c);
+      } else {
+        static constexpr char kHex[] = "0123456789abcdef";
+        result.error += "\\x";
+        result.error.push_back(kHex[u >> 4]);
+        result.error.push_back(kHex[u & 15]);
+      }
+    }
     return false;
   }
 
@@ -71,13 +101,20 @@ struct Parser {
     return true;
   }
 
-  bool fraction(std::string_view text) {
+  bool fraction(std::string_view name, std::string_view text, double* out) {
     double v = 0;
     const char* end = text.data() + text.size();
     auto [ptr, ec] = std::from_chars(text.data(), end, v, std::chars_format::fixed);
     if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(v) || v < 0.0 || v > 1.0)
-      return fail("--free-fraction must be a number from 0 to 1, not '" + std::string(text) + "'");
-    result.options.free_fraction = v;
+      return fail("--" + std::string(name) + " must be a number from 0 to 1, not '" + std::string(text) + "'");
+    *out = v;
+    return true;
+  }
+
+  bool png_path(std::string_view text) {
+    if (text.size() < 5 || text.substr(text.size() - 4) != ".png")
+      return fail("--plot needs a file name ending in .png, not '" + std::string(text) + "'");
+    result.options.plot = std::string(text);
     return true;
   }
 
@@ -118,7 +155,16 @@ struct Parser {
     if (name == "size") return integer(name, value, 1, kMaxObjectSize, &o.size);
     if (name == "count") return integer(name, value, 1, kMaxCount, &o.count);
     if (name == "ring") return integer(name, value, 1, kMaxRing, &o.ring);
-    if (name == "free-fraction") return fraction(value);
+    if (name == "free-fraction") return fraction(name, value, &o.free_fraction);
+    if (name == "refill") return fraction(name, value, &o.refill);
+    if (name == "keys") return integer(name, value, 1, kMaxCount, &o.keys);
+    if (name == "plot") return png_path(value);
+    if (name == "threads") {
+      std::size_t t = 0;
+      if (!integer(name, value, 0, kMaxThreads, &t)) return false;
+      o.threads = static_cast<unsigned>(t);
+      return true;
+    }
     if (name == "seed") {
       const std::optional<std::uint64_t> v = to_unsigned(value);
       if (!v) return fail("--seed must be an unsigned 64-bit integer, not '" + std::string(value) + "'");
@@ -130,7 +176,8 @@ struct Parser {
 
   static bool takes_value(std::string_view name) {
     return name == "workload" || name == "allocator" || name == "size" || name == "count" || name == "ring" ||
-           name == "free-fraction" || name == "seed";
+           name == "free-fraction" || name == "seed" || name == "keys" || name == "refill" || name == "threads" ||
+           name == "plot";
   }
 
   bool run(int argc, const char* const* argv) {

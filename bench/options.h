@@ -19,8 +19,12 @@ struct Options {
   std::size_t size = 64;                // object size in bytes, 1 … 262144
   std::size_t count = 2'000'000;        // objects (slab) or timed pairs per round (pair)
   std::size_t ring = 256;               // live objects of the pair workload
-  double free_fraction = 0.9;           // share of the objects the slab workload frees
-  std::uint64_t seed = 1;               // seeds the choice of the freed objects
+  double free_fraction = 0.9;           // share of the objects (slab) or keys (kv) freed
+  std::uint64_t seed = 1;               // seeds the choice of the freed objects and the value sizes
+  std::size_t keys = 400'000;           // entries the kv workload fills
+  double refill = 0.0;                  // kv: new keys inserted after the erase, × keys
+  unsigned threads = 1;                 // kv: reader threads
+  std::string plot;                     // --plot: PNG file to draw, empty for none
   OutputFormat format = OutputFormat::kTable;
   std::vector<std::string> argv;        // the command line, for the report
 };
@@ -34,6 +38,7 @@ struct ParseResult {
 
 inline constexpr std::size_t kMaxCount = 1'000'000'000;
 inline constexpr std::size_t kMaxRing = 1'000'000;
+inline constexpr std::size_t kMaxThreads = 64;
 
 /// Parses argv (argv[0] is the program name). Accepts `--name=value` and
 /// `--name value`; a repeated option takes its last value.

@@ -27,15 +27,18 @@ struct RunRecord {
   std::uint64_t objects_live = 0;
 
   std::optional<std::uint64_t> live_bytes;
-  std::optional<std::int64_t> rss_bytes_peak;    // right after the allocation phase
-  std::optional<std::int64_t> rss_bytes_before;  // before the defrag step (none yet: after the frees)
-  std::optional<std::int64_t> rss_bytes_after;   // after the defrag step (none yet: same moment)
+  std::optional<std::int64_t> rss_bytes_peak;    // right after the allocation (kv: fill) phase
+  std::optional<std::int64_t> rss_bytes_before;  // after the frees, before the defrag step
+  std::optional<std::int64_t> rss_bytes_after;   // after the defrag step (none: the same moment)
   std::optional<double> ratio_before, ratio_after;
   std::optional<std::uint64_t> free_2m_blocks_before, free_2m_blocks_after;
   std::optional<double> defrag_ms, max_pause_ms;
-  std::optional<std::uint64_t> objects_moved;
-  std::optional<double> reader_ops_per_s, reader_p99_us;
+  std::optional<std::uint64_t> objects_moved, bytes_copied, slabs_freed;
+  std::optional<std::uint64_t> reader_threads;
+  std::optional<double> reader_ops_per_s, reader_p99_us;              // during the defrag step
+  std::optional<double> reader_ops_per_s_quiet, reader_p99_us_quiet;  // the same readers without it
   std::optional<double> alloc_ns, free_ns, ns_per_op;
+  std::optional<double> total_ms;  // the whole run in its child: set-up, workload, clean-up
 };
 
 static_assert(std::is_trivially_copyable_v<RunRecord>, "RunRecord travels through a pipe as bytes");

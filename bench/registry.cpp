@@ -11,6 +11,7 @@
 
 #include "bench/allocators.h"
 #include "bench/catalog.h"
+#include "bench/workload_util.h"
 #include "bench/workloads.h"
 
 namespace mslab::bench {
@@ -26,21 +27,27 @@ static_assert(names_match<AllWorkloads>(kWorkloadNames), "workloads.h and catalo
 static_assert(names_match<AllAllocators>(kAllocatorNames), "allocators.h and catalog.h disagree");
 static_assert(kMaxObjectSize == 256 * 1024, "--size's documented range is 1 to 262144");
 
-template <class W, FixedAllocator A>
+template <class W, class A>
 RunRecord run_one(const Options& o) {
   RunRecord r;
   set_text(r.workload, W::kName);
   set_text(r.allocator, A::kName);
   set_text(r.settle, A::kSettle);
   r.object_size = o.size;
-  A allocator;
-  std::string why;
-  if (!allocator.open(o.size, &why)) {
-    set_outcome(r, RunStatus::kSkipped, why);
-    return r;
+  const std::uint64_t t0 = now_ns();
+  if constexpr (W::kFixedSize && FixedAllocator<A>) {
+    A allocator;
+    std::string why;
+    if (!allocator.open(o.size, &why)) {
+      set_outcome(r, RunStatus::kSkipped, why);
+      return r;
+    }
+    set_text(r.version, allocator.version());
+    W::run(allocator, o, r);
+  } else {
+    W::template run<A>(o, r);
   }
-  set_text(r.version, allocator.version());
-  W::run(allocator, o, r);
+  r.total_ms = static_cast<double>(now_ns() - t0) / 1e6;
   return r;
 }
 
@@ -48,9 +55,15 @@ bool selected(const std::vector<std::string>& chosen, std::string_view name) {
   return std::find(chosen.begin(), chosen.end(), name) != chosen.end();
 }
 
+template <class W, class A>
+void add_run(const Options& o, std::vector<RunSpec>& out) {
+  if constexpr (W::template kSupports<A>)
+    if (selected(o.allocators, A::kName)) out.push_back({W::kName, A::kName, &run_one<W, A>});
+}
+
 template <class W, class... As>
 void add_runs(const Options& o, std::vector<RunSpec>& out, std::tuple<As...>*) {
-  ((selected(o.allocators, As::kName) ? out.push_back({W::kName, As::kName, &run_one<W, As>}) : void()), ...);
+  (add_run<W, As>(o, out), ...);
 }
 
 template <class... Ws>

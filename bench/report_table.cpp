@@ -1,7 +1,9 @@
 // The terminal table (report.h): one line per completed run, numbers right
 // aligned, ns/op also as a multiple of the reference allocator's
-// (catalog.h) in the same workload. Skipped and failed runs are listed
-// under the table with their reasons.
+// (catalog.h) in the same workload. RSS before and after the defrag step
+// side by side; reader figures as "quiet/during defrag". Skipped and failed
+// runs are listed under the table with their reasons. Figures without a
+// column (alloc and free ns, bytes copied, ...) are in --json and --csv.
 #include <algorithm>
 #include <cstdio>
 #include <optional>
@@ -30,6 +32,13 @@ std::optional<double> reference_ns(const std::vector<RunRecord>& runs, std::stri
   return std::nullopt;
 }
 
+// "quiet/defrag" for the reader figures; "-" when neither exists.
+std::string pair_of(const std::optional<double>& quiet, const std::optional<double>& during, double scale,
+                    int decimals) {
+  if (!quiet && !during) return "-";
+  return fixed(quiet, scale, decimals) + "/" + fixed(during, scale, decimals);
+}
+
 }  // namespace
 
 void print_table(std::FILE* out, const MachineInfo& m, const std::string& setup, const std::vector<RunRecord>& runs) {
@@ -40,16 +49,23 @@ void print_table(std::FILE* out, const MachineInfo& m, const std::string& setup,
 
   const std::string vs = "vs " + std::string(kReferenceAllocator);
   std::vector<std::vector<std::string>> rows{{"workload", "allocator", "live MiB", "peak MiB", "RSS MiB", "RSS/live",
-                                              "free 2M", "alloc ns", "free ns", "ns/op", vs}};
+                                              "defrag MiB", "RSS/live", "free 2M", "defrag ms", "pause ms", "moved",
+                                              "reads M/s", "p99 us", "ns/op", vs, "run ms"}};
   for (const RunRecord& r : runs) {
     if (r.status != RunStatus::kOk) continue;
     const std::optional<double> ref = reference_ns(runs, r.workload);
     std::optional<double> ratio;
     if (ref && r.ns_per_op && *ref > 0) ratio = *r.ns_per_op / *ref;
+    const bool defragged = r.defrag_ms.has_value();
     rows.push_back({r.workload, r.allocator, fixed(r.live_bytes, kMiB, 2), fixed(r.rss_bytes_peak, kMiB, 1),
-                    fixed(r.rss_bytes_after, kMiB, 1), fixed(r.ratio_after, 1, 2), fixed(r.free_2m_blocks_after, 1, 0),
-                    fixed(r.alloc_ns, 1, 1), fixed(r.free_ns, 1, 1), fixed(r.ns_per_op, 1, 1),
-                    ratio ? fixed(ratio, 1, 2) + "x" : "-"});
+                    fixed(r.rss_bytes_before, kMiB, 1), fixed(r.ratio_before, 1, 2),
+                    defragged ? fixed(r.rss_bytes_after, kMiB, 1) : "-", defragged ? fixed(r.ratio_after, 1, 2) : "-",
+                    defragged ? fixed(r.free_2m_blocks_before, 1, 0) + "/" + fixed(r.free_2m_blocks_after, 1, 0)
+                              : fixed(r.free_2m_blocks_after, 1, 0),
+                    fixed(r.defrag_ms, 1, 1), fixed(r.max_pause_ms, 1, 2),
+                    fixed(r.objects_moved, 1, 0), pair_of(r.reader_ops_per_s_quiet, r.reader_ops_per_s, 1e6, 2),
+                    pair_of(r.reader_p99_us_quiet, r.reader_p99_us, 1, 2), fixed(r.ns_per_op, 1, 1),
+                    ratio ? fixed(ratio, 1, 2) + "x" : "-", fixed(r.total_ms, 1, 0)});
   }
   std::vector<std::size_t> width(rows[0].size(), 0);
   for (const auto& row : rows)
@@ -66,8 +82,11 @@ void print_table(std::FILE* out, const MachineInfo& m, const std::string& setup,
 
   std::fprintf(out,
                "\nRSS = resident bytes after the frees and the allocator's own release call, minus a baseline "
-               "taken before\nthe first allocation; peak = the same right after the allocation phase. ns/op: slab = "
-               "alloc ns + free ns;\npair = one alloc+free pair (best of 3 rounds). Definitions: docs/benchmarks.md.\n");
+               "taken before\nthe first allocation; peak = the same right after the allocation (kv: fill) phase; "
+               "defrag MiB = RSS\nafter the defrag step (mslab-defrag only). free 2M = free 2 MiB blocks of mslab's "
+               "page allocator (before/\nafter defrag). reads M/s, p99 us: kv readers, quiet window/during defrag. "
+               "ns/op: slab = alloc ns + free ns;\npair = one alloc+free pair (best of 3 rounds); kv = one insert "
+               "in the fill phase. run ms = the whole\nrun in its child process. Definitions: docs/benchmarks.md.\n");
   for (const RunRecord& r : runs)
     if (r.status != RunStatus::kOk)
       std::fprintf(out, "%s: %s/%s: %s\n", r.status == RunStatus::kSkipped ? "skipped" : "FAILED", r.workload,

@@ -25,6 +25,7 @@ class ScratchArray {
   bool ok() const noexcept { return data_ != nullptr; }
   std::size_t size() const noexcept { return n_; }
   T& operator[](std::size_t i) noexcept { return data_[i]; }
+  const T& operator[](std::size_t i) const noexcept { return data_[i]; }
   T* data() noexcept { return data_; }
 
  private:

@@ -1,18 +1,21 @@
-# CTest mslab_bench_smoke: runs `mslab-bench --count=20000 --json` and
-# `--csv`, and checks that the JSON parses, names the machine, has a run for
-# every (workload, allocator) pair — none failed, only jemalloc may be
-# skipped — and that every run carries every documented key. Usage:
+# CTest mslab_bench_smoke: runs the default suite small (`--count=20000
+# --keys=20000 --json`) and `--csv`, and checks that the JSON parses, names
+# the machine, has a run for every (workload, allocator) pair of the
+# default suite — none failed, only jemalloc may be skipped — that every
+# run carries every documented key, and that mslab-defrag's defrag step
+# moved objects and lowered its RSS (slab and kv). Then --plot must write a PNG. Usage:
 #   cmake -DBENCH=path/to/mslab-bench -P smoke_test.cmake
 cmake_minimum_required(VERSION 3.25)
 
 set(run_keys workload allocator status note allocator_version object_size objects_allocated objects_live
     live_bytes rss_bytes_peak rss_bytes_before rss_bytes_after ratio_before ratio_after
     free_2m_blocks_before free_2m_blocks_after defrag_ms max_pause_ms objects_moved
-    reader_ops_per_s reader_p99_us alloc_ns free_ns ns_per_op settle)
+    reader_ops_per_s reader_p99_us alloc_ns free_ns ns_per_op settle
+    bytes_copied slabs_freed reader_threads reader_ops_per_s_quiet reader_p99_us_quiet total_ms)
 set(machine_keys cpu_model cores kernel date compiler build_type sanitizers mslab_check_level
     mslab_version glibc_version mimalloc_version page_fault_ns process_malloc_is_mimalloc command)
 
-execute_process(COMMAND ${BENCH} --count=20000 --json
+execute_process(COMMAND ${BENCH} --count=20000 --keys=20000 --json
                 OUTPUT_VARIABLE json ERROR_VARIABLE err RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "mslab-bench --json exited with ${rc}\n${err}")
@@ -56,21 +59,45 @@ foreach(i RANGE ${last})
     if(NOT ns STREQUAL "NUMBER")
       message(FATAL_ERROR "run ${workload}/${allocator}: ns_per_op is ${ns}")
     endif()
-    if(workload STREQUAL "slab")
+    if(workload STREQUAL "slab" OR workload STREQUAL "kv")
       string(JSON ratio TYPE "${json}" runs ${i} ratio_after)
       if(NOT ratio STREQUAL "NUMBER")
-        message(FATAL_ERROR "run slab/${allocator}: ratio_after is ${ratio}")
+        message(FATAL_ERROR "run ${workload}/${allocator}: ratio_after is ${ratio}")
       endif()
+    endif()
+    if(workload STREQUAL "kv")
+      string(JSON quiet TYPE "${json}" runs ${i} reader_ops_per_s_quiet)
+      if(NOT quiet STREQUAL "NUMBER")
+        message(FATAL_ERROR "run kv/${allocator}: reader_ops_per_s_quiet is ${quiet}")
+      endif()
+    endif()
+    if(allocator STREQUAL "mslab-defrag")
+      string(JSON before GET "${json}" runs ${i} rss_bytes_before)
+      string(JSON after GET "${json}" runs ${i} rss_bytes_after)
+      string(JSON moved GET "${json}" runs ${i} objects_moved)
+      # reader_ops_per_s may be null here: a defrag pass of a few ms on a
+      # busy machine can end before a reader is scheduled.
+      if(NOT after LESS before OR NOT moved GREATER 0)
+        message(FATAL_ERROR "${workload}/mslab-defrag: RSS ${before} -> ${after}, ${moved} moved")
+      endif()
+      list(APPEND defrag_checked ${workload})
     endif()
   endif()
 endforeach()
-foreach(workload slab pair)
+set(expected_runs slab/mslab-defrag kv/mslab-defrag)
+foreach(workload slab pair kv)
   foreach(allocator mslab glibc mimalloc jemalloc)
-    if(NOT "${workload}/${allocator}" IN_LIST seen)
-      message(FATAL_ERROR "no run ${workload}/${allocator} in the default suite (runs: ${seen})")
-    endif()
+    list(APPEND expected_runs "${workload}/${allocator}")
   endforeach()
 endforeach()
+foreach(run IN LISTS expected_runs)
+  if(NOT run IN_LIST seen)
+    message(FATAL_ERROR "no run ${run} in the default suite (runs: ${seen})")
+  endif()
+endforeach()
+if(NOT "slab" IN_LIST defrag_checked OR NOT "kv" IN_LIST defrag_checked)
+  message(FATAL_ERROR "slab/ and kv/mslab-defrag did not both run ok (checked: ${defrag_checked})")
+endif()
 
 execute_process(COMMAND ${BENCH} --count=20000 --csv --workload=slab --allocator=mslab,glibc
                 OUTPUT_VARIABLE csv ERROR_VARIABLE err RESULT_VARIABLE rc)
@@ -83,5 +110,24 @@ list(LENGTH lines nlines)
 list(GET lines 0 header)
 if(NOT nlines EQUAL 3 OR NOT header MATCHES "^workload,allocator,status,")
   message(FATAL_ERROR "unexpected CSV:\n${csv}")
+endif()
+# --plot: a PNG (its 8-byte signature) when gnuplot is installed; without
+# it, exit 1 and a message naming gnuplot.
+set(png "${CMAKE_CURRENT_BINARY_DIR}/mslab_bench_smoke.png")
+file(REMOVE "${png}")
+execute_process(COMMAND ${BENCH} --workload=kv --keys=5000 --threads=0 --allocator=mslab-defrag,glibc --plot ${png}
+                OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+find_program(GNUPLOT gnuplot)
+if(GNUPLOT)
+  if(NOT rc EQUAL 0 OR NOT EXISTS "${png}")
+    message(FATAL_ERROR "--plot exited with ${rc}, no ${png}\n${err}")
+  endif()
+  file(READ "${png}" signature LIMIT 8 HEX)
+  if(NOT signature STREQUAL "89504e470d0a1a0a")
+    message(FATAL_ERROR "--plot wrote no PNG (starts ${signature})")
+  endif()
+  file(REMOVE "${png}")
+elseif(NOT rc EQUAL 1 OR NOT err MATCHES "gnuplot")
+  message(FATAL_ERROR "--plot without gnuplot: exit ${rc}, stderr '${err}'")
 endif()
 message(STATUS "mslab-bench smoke test passed (${ok_runs} runs)")

@@ -20,6 +20,9 @@ namespace mslab::bench {
 
 struct PairWorkload {
   static constexpr std::string_view kName = "pair";
+  static constexpr bool kFixedSize = true;
+  template <class A>
+  static constexpr bool kSupports = FixedAllocator<A>;
   static constexpr int kRounds = 3;
   static constexpr std::size_t kWarmupPairs = 1 << 16;
 

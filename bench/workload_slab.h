@@ -9,12 +9,15 @@
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "bench/allocators.h"
+#include "bench/workload_slab_defrag.h"
+#include "bench/workload_slab_figures.h"
 #include "bench/options.h"
 #include "bench/record.h"
 #include "bench/scratch.h"
@@ -24,6 +27,9 @@ namespace mslab::bench {
 
 struct SlabWorkload {
   static constexpr std::string_view kName = "slab";
+  static constexpr bool kFixedSize = true;
+  template <class A>
+  static constexpr bool kSupports = FixedAllocator<A> || std::same_as<A, MslabDefragAllocator>;
 
   static std::string describe(const Options& o) {
     char buf[160];
@@ -62,22 +68,20 @@ struct SlabWorkload {
     const std::uint64_t t3 = now_ns();
 
     a.settle();
+    // No defrag step: "before" and "after" are the same moment.
     const std::int64_t rss = rss_since(baseline);
     const std::optional<std::uint64_t> free_2m = a.free_2m_blocks();
-
-    r.objects_allocated = n;
-    r.objects_live = n - n_free;
-    r.live_bytes = r.objects_live * o.size;
-    // No defrag step exists yet: "before" and "after" are the same moment.
-    r.rss_bytes_before = r.rss_bytes_after = rss;
-    if (*r.live_bytes > 0) r.ratio_before = r.ratio_after = static_cast<double>(rss) / static_cast<double>(*r.live_bytes);
-    r.free_2m_blocks_before = r.free_2m_blocks_after = free_2m;
-    r.alloc_ns = static_cast<double>(t1 - t0) / static_cast<double>(n);
-    if (n_free > 0) {
-      r.free_ns = static_cast<double>(t3 - t2) / static_cast<double>(n_free);
-      r.ns_per_op = *r.alloc_ns + *r.free_ns;
-    }
+    set_slab_figures(r, {.n = n, .n_free = n_free, .size = o.size, .t_alloc0 = t0, .t_alloc1 = t1, .t_free0 = t2,
+                         .t_free1 = t3, .rss_before = rss, .rss_after = rss, .free_2m_before = free_2m,
+                         .free_2m_after = free_2m});
     for (std::size_t i = n_free; i < n; ++i) a.free(objects[i]);
+  }
+
+  /// mslab-defrag: movable objects and a defrag step (workload_slab_defrag.h).
+  template <class A>
+    requires std::same_as<A, MslabDefragAllocator>
+  static void run(const Options& o, RunRecord& r) {
+    run_slab_movable(o, r);
   }
 };
 

@@ -318,7 +318,7 @@ Report Defragmenter::pass(const Budget& budget, unsigned target) noexcept {
   r.passes = 1;
   r.free_2m_before = pages_.stats().free_2m_blocks();
   if (target == kNoTarget || !available(target)) {
-    // Our own active slabs become detached (isolatable), our buffered frees land.
+    // Our own owned slabs become detached (isolatable), our buffered frees land.
     detail::flush_thread_heap();
     Pass pass(pages_, registry_, budget, target, r);
     pass.evacuate_chunks();

@@ -147,12 +147,20 @@ bool may_wait() noexcept { return !in_read_section() && tl_freeing == 0; }
 // ---------------------------------------------------------------------------
 // Freeing one entry.
 
+// True when `p` was mslab's and has been dealt with: freed by its cache or
+// page allocator — or, for mslab memory that is no allocated block (freed
+// twice, or its cache destroyed meanwhile), reported: such a pointer must
+// never reach std::free, which would take it for heap corruption.
 bool free_if_owned(void* p) noexcept {
   if (SlabCache* cache = SlabCache::cache_of(p)) {
     cache->free(p);
     return true;
   }
-  return PageAllocator::free_block(p);
+  if (PageAllocator::free_block(p)) return true;
+  if (mslab::detail::chunk_of(p) == nullptr) return false;
+  report_error(ErrorCode::kForeignPointer, nullptr, p,
+               "deferred free of mslab memory that is not an allocated block (already freed, or its cache destroyed)");
+  return true;
 }
 
 std::size_t owner_size(void* p) noexcept {

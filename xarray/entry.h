@@ -41,6 +41,12 @@ inline constexpr std::uintptr_t kInvalidEntry = make_internal(258);  // rejected
 constexpr bool is_internal(std::uintptr_t raw) noexcept { return (raw & 3) == 2; }
 constexpr bool is_node(std::uintptr_t raw) noexcept { return is_internal(raw) && raw > 4096; }
 constexpr bool is_value(std::uintptr_t raw) noexcept { return (raw & 1) != 0; }
+// Multi-index entries (xa_mk_sibling): the first slot of the range holds the
+// entry ("canonical" slot), each further slot of the range in the same node
+// a sibling entry naming the canonical slot's offset (< 64).
+constexpr std::uintptr_t make_sibling(unsigned offset) noexcept { return make_internal(offset); }
+constexpr bool is_sibling(std::uintptr_t raw) noexcept { return is_internal(raw) && raw < make_internal(64); }
+constexpr unsigned sibling_offset(std::uintptr_t raw) noexcept { return static_cast<unsigned>(raw >> 2); }
 }  // namespace xa_detail
 
 /// What one index of an XArray holds: nothing, a pointer, or a small

@@ -59,6 +59,12 @@ struct XaNode {
   static constexpr unsigned long max_index(unsigned shift) noexcept {
     return shift + Shift >= 64 ? ~0UL : (1UL << (shift + Shift)) - 1;
   }
+  /// Bitmap of the slots of a node of `shift` that hold real indices: all
+  /// of them, except in a top node whose range would pass ULONG_MAX.
+  static constexpr std::uint64_t slot_mask(unsigned shift) noexcept {
+    const unsigned n = shift + Shift > 64 ? 1u << (64 - shift) : kSlots;
+    return n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+  }
   static XaNode* from_raw(std::uintptr_t raw) noexcept { return reinterpret_cast<XaNode*>(raw - 2); }
   std::uintptr_t to_raw() const noexcept { return reinterpret_cast<std::uintptr_t>(this) | 2; }
 

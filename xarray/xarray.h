@@ -10,12 +10,18 @@
 // replaced by retry entries where a stale reader could otherwise return a
 // wrong answer, and are freed through rcu deferred free — never at once.
 //
-// What a concurrent reader may see: each load returns an entry that was
-// stored at that index at some moment during the call (or empty if the
-// index was empty at some moment during it). An iterating reader sees every
-// entry that was present (at an unchanged index) for the whole iteration;
-// it may or may not see entries stored or erased concurrently; it never
-// sees an index twice, in decreasing order, or a freed node.
+// What a concurrent reader may see: each load returns an entry that covered
+// that index at some moment during the call (or empty if the index was
+// empty at some moment during it) — never an entry for an index outside a
+// multi-index entry's range. An iterating reader sees every entry that was
+// present (at an unchanged index) for the whole iteration; it may or may not
+// see entries stored or erased concurrently; it never sees an index twice,
+// in decreasing order, or a freed node. Details: docs/xarray.md §3.
+//
+// Also here: ID allocation (allocating arrays, XaFlags::kAlloc/kAlloc1,
+// which reserve mark 0 as the free mark) and multi-index entries
+// (store_order: one entry over an aligned 2^order range, kept with sibling
+// entries as in the kernel).
 //
 // Templates: BasicXArray<Shift, NodeAlloc>. Shift is the node fan-out
 // (2^Shift slots); XArray uses MSLAB_XA_CHUNK_SHIFT (default 6). The array
@@ -25,6 +31,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -35,6 +42,7 @@
 
 #include "rcu/rcu.h"
 #include "xarray/entry.h"
+#include "xarray/id_types.h"
 #include "xarray/node.h"
 #include "xarray/node_alloc.h"
 #include "xarray/node_mobility.h"
@@ -65,8 +73,10 @@ class BasicXArray : private xa_detail::ArrayAnchor {
 
   /// With SlabNodeAlloc the nodes are movable: the defragmenter may migrate
   /// them at any time (xarray_impl/migrate.h, docs/xarray.md).
-  BasicXArray() noexcept
-      : xa_detail::ArrayAnchor(std::is_same_v<NodeAlloc, SlabNodeAlloc> ? &migrate_node : nullptr) {}
+  BasicXArray() noexcept : xa_detail::ArrayAnchor(movable_nodes()) {}
+  /// An array in the given mode; XaFlags::kAlloc / kAlloc1 make it an
+  /// allocating array (alloc(), alloc_cyclic()), whose mark 0 is reserved.
+  explicit BasicXArray(XaFlags flags) noexcept : xa_detail::ArrayAnchor(movable_nodes()), flags_(flags) {}
   /// Frees every node through deferred free (entries are not freed: they
   /// belong to the caller). No other thread may use the array any more —
   /// except readers already inside a read section, which stay safe. With
@@ -86,14 +96,21 @@ class BasicXArray : private xa_detail::ArrayAnchor {
   Entry load(unsigned long index) const noexcept;
 
   /// The first entry at index ≥ *index and ≤ max that passes `filter`; on
-  /// success *index is set to its index. Returns empty (and leaves *index)
-  /// if there is none. Invalid: max < *index or a bad mark → empty. (xa_find)
+  /// success *index is set to its index — for a multi-index entry, its
+  /// first index, or *index itself when *index lies inside it. Returns
+  /// empty (and leaves *index) if there is none. Invalid: max < *index or
+  /// a bad mark → empty. (xa_find)
   Entry find(unsigned long* index, unsigned long max, XaFilter filter = {}) const noexcept;
-  /// As find(), strictly after *index (xa_find_after).
+  /// As find(), strictly after *index, and never the multi-index entry that
+  /// covers *index (xa_find_after): iteration yields each entry once.
   Entry find_after(unsigned long* index, unsigned long max, XaFilter filter = {}) const noexcept;
 
   /// Whether the entry at `index` has mark `m` (false for an invalid mark).
   bool get_mark(unsigned long index, XaMark m) const noexcept;
+  /// log2 of the number of indices the entry at `index` covers; 0 for an
+  /// order-0 entry or an empty index (xa_get_order). Exact unless a writer
+  /// replaces that entry meanwhile.
+  unsigned get_order(unsigned long index) const noexcept;
 
   /// Copies up to dst.size() entries with indices in [start, max] that pass
   /// `filter` into dst, in index order; returns how many. Not a snapshot:
@@ -107,8 +124,10 @@ class BasicXArray : private xa_detail::ArrayAnchor {
   bool empty() const noexcept { return head_.load(std::memory_order_relaxed) == 0; }
   /// Some entry carries mark `m` (xa_marked); O(1), from the root.
   bool marked(XaMark m) const noexcept {
-    return m < kXaMarks && ((root_marks_.load(std::memory_order_relaxed) >> m) & 1);
+    return user_mark(m) && ((root_marks_.load(std::memory_order_relaxed) >> m) & 1);
   }
+  /// The mode given at construction.
+  XaFlags flags() const noexcept { return flags_; }
   XaStats stats() const noexcept {
     const std::size_t n = nodes_.load(std::memory_order_relaxed);
     return {n, n * sizeof(Node)};
@@ -117,12 +136,27 @@ class BasicXArray : private xa_detail::ArrayAnchor {
   // ---- Writers: take the array lock; may block (lock, node allocation). -
 
   /// Stores `entry` at `index` and returns the previous entry (empty for a
-  /// reserved index). An empty `entry` erases. Marks are kept unless the
-  /// entry is erased. Errors: kInvalid (entry not valid), kNoMemory (array
+  /// reserved index). An empty `entry` erases — except in an allocating
+  /// array, where it reserves the index so that the id stays allocated (as
+  /// __xa_store does). Marks are kept unless the entry is erased. If a
+  /// multi-index entry covers `index`, the store replaces it over its whole
+  /// range. Errors: kInvalid (entry not valid), kNoMemory (array
   /// unchanged). (xa_store)
-  XaResult store(unsigned long index, Entry entry) noexcept;
-  /// Removes the entry (or reservation) at `index` and its marks; returns
-  /// the previous entry. Never allocates, never fails. (xa_erase)
+  XaResult store(unsigned long index, Entry entry) noexcept { return store_order(index, 0, entry); }
+  /// Stores `entry` as one multi-index entry covering the 2^order indices
+  /// [index, index + 2^order), index aligned to 2^order (xa_store_order).
+  /// Whatever the range held goes (entries, reservations, their marks ORed
+  /// onto the new entry, as xas_store does); a larger multi-index entry
+  /// already covering `index` is updated instead, keeping its range. An
+  /// empty `entry` erases every entry in the range (or the larger entry
+  /// covering `index`, whole); it may need memory for a moment, so
+  /// kNoMemory is possible. Returns the entry that was at
+  /// `index`. Errors: kInvalid (entry not valid, order > 63, index not
+  /// aligned), kNoMemory (array unchanged).
+  XaResult store_order(unsigned long index, unsigned order, Entry entry) noexcept;
+  /// Removes the entry (or reservation) at `index` and its marks — a whole
+  /// multi-index entry if one covers `index`; returns the previous entry.
+  /// Never allocates, never fails. (xa_erase)
   Entry erase(unsigned long index) noexcept;
   /// Stores `entry` only if `index` is empty and not reserved; otherwise
   /// kBusy. Inserting an empty entry reserves the index. (xa_insert)
@@ -140,9 +174,26 @@ class BasicXArray : private xa_detail::ArrayAnchor {
   void release(unsigned long index) noexcept;
 
   /// Sets / clears mark `m` on the entry at `index`; no-op on an empty or
-  /// reserved index. kInvalid for m ≥ 3. Marks propagate to the root.
+  /// reserved index. kInvalid for m ≥ 3, and for m = 0 (kXaFreeMark) in an
+  /// allocating array. Marks propagate to the root.
   XaError set_mark(unsigned long index, XaMark m) noexcept;
   XaError clear_mark(unsigned long index, XaMark m) noexcept;
+
+  // ---- ID allocation (allocating arrays only; xarray_impl/alloc.h). ----
+
+  /// Stores `entry` at the lowest free index in [limit.min, limit.max] and
+  /// returns that id (xa_alloc). "Free" means empty and not reserved; an
+  /// empty `entry` reserves the id (it stays allocated until erased). In a
+  /// kAlloc1 array id 0 is never returned. O(log n): the search follows the
+  /// free mark down the tree. Errors: see XaAllocResult (kBusy = no free
+  /// id). Takes the array lock; may block.
+  XaAllocResult alloc(Entry entry, XaLimit limit = {}) noexcept;
+  /// As alloc(), searching from max(limit.min, next) and, if that part of
+  /// the range is full, again from limit.min (wrapped() is then true, as it
+  /// is for the first id after `next` itself wrapped past ULONG_MAX). On
+  /// success next = id + 1. `next` is the caller's, read and written under
+  /// the array lock. (xa_alloc_cyclic)
+  XaAllocResult alloc_cyclic(Entry entry, XaLimit limit, unsigned long& next) noexcept;
 
   /// Removes every entry; nodes are freed after a grace period; concurrent
   /// readers restart and find the array empty. (xa_destroy)
@@ -191,7 +242,7 @@ class BasicXArray : private xa_detail::ArrayAnchor {
    public:
     Iterator begin() const noexcept {
       Iterator it;
-      if (first_ > last_ || (filter_.is_mark() && filter_.mark >= kXaMarks)) return it;
+      if (first_ > last_ || (filter_.is_mark() && !array_->user_mark(filter_.mark))) return it;
       it.index_ = first_;
       it.last_ = last_;
       it.filter_ = filter_;
@@ -237,29 +288,47 @@ class BasicXArray : private xa_detail::ArrayAnchor {
     void drain() noexcept;  // frees unused nodes (never published)
   };
 
-  // Writer internals (xarray_impl/write.h); all need lock_ held.
-  XaError store_locked(unsigned long index, Raw raw, Raw* old) noexcept;
-  Raw erase_locked(unsigned long index) noexcept;
-  Raw load_locked(unsigned long index) noexcept;
+  // A mark the caller may use: < 3, and not the free mark of an allocating
+  // array.
+  bool user_mark(XaMark m) const noexcept { return m < kXaMarks && !(track_free() && m == kXaFreeMark); }
+  bool track_free() const noexcept { return flags_ != XaFlags::kNone; }
+
+  // Tree shape (xarray_impl/tree.h) and writer internals (write.h); all
+  // need lock_ held.
   static unsigned shift_for(unsigned long index) noexcept;
-  unsigned nodes_needed(unsigned long index) const noexcept;
-  std::atomic<Raw>* create_slot(unsigned long index, NodePool& pool, Node** leaf) noexcept;
-  std::atomic<Raw>* find_slot(unsigned long index, Node** leaf) noexcept;
+  static unsigned top_for(unsigned long last, unsigned target) noexcept;
+  static unsigned extent(const Node* node, unsigned off) noexcept;
+  unsigned nodes_needed(unsigned long index, unsigned target, unsigned long last) const noexcept;
+  std::atomic<Raw>* create_slot(unsigned long index, unsigned target, unsigned long last, NodePool& pool,
+                                Node** node, unsigned* offset) noexcept;
+  std::atomic<Raw>* locate(unsigned long index, Node** node, unsigned* offset) noexcept;
   Node* new_node(NodePool& pool, unsigned shift, unsigned offset, Node* parent) noexcept;
   Node* add_level(NodePool& pool, Node* below, unsigned shift, Raw slot0) noexcept;
-  void clear_marks_locked(Node* leaf, unsigned long index) noexcept;
-  void propagate_clear(Node* node, unsigned offset, XaMark m) noexcept;
   void delete_empty(Node* node) noexcept;
   void shrink() noexcept;
   void retire(Node* node) noexcept;
   void free_subtree(Node* node) noexcept;
+  XaError store_locked(unsigned long index, unsigned order, Raw raw, Raw* old) noexcept;
+  void replace_slots(Node* node, unsigned off, unsigned n, Raw raw) noexcept;
+  Raw erase_locked(unsigned long index) noexcept;
+  Raw load_locked(unsigned long index) noexcept;
+  void propagate_clear(Node* node, unsigned offset, XaMark m) noexcept;
+  void propagate_set(Node* node, unsigned offset, XaMark m) noexcept;
 
-  // Node migration, phase 2 for one node (xarray_impl/migrate.h).
+  // ID allocation internals (xarray_impl/alloc.h); lock_ held.
+  bool find_free_locked(unsigned long min, unsigned long max, unsigned long* out) const noexcept;
+  XaError alloc_locked(Raw raw, unsigned long min, unsigned long max, unsigned long* id) noexcept;
+
+  // Node migration, phase 2 for one node (xarray_impl/migrate.h); nullptr
+  // when the nodes do not come from the movable caches.
   static xa_detail::ArrayAnchor::Migrated migrate_node(xa_detail::ArrayAnchor* anchor, void* node) noexcept;
+  static constexpr xa_detail::ArrayAnchor::MigrateFn movable_nodes() noexcept {
+    return std::is_same_v<NodeAlloc, SlabNodeAlloc> ? &migrate_node : nullptr;
+  }
 
   // Reader internals (xarray_impl/read.h); call under a read section.
-  Raw walk(unsigned long index) const noexcept;
-  Raw find_raw(unsigned long* index, unsigned long max, XaFilter filter) const noexcept;
+  Raw walk(unsigned long index, const Node** node = nullptr, unsigned* offset = nullptr) const noexcept;
+  Raw find_raw(unsigned long* index, unsigned long max, XaFilter filter, bool after) const noexcept;
 
   mutable std::mutex lock_;
   // The head: empty, the entry at index 0 when it is the only one, or the
@@ -270,6 +339,10 @@ class BasicXArray : private xa_detail::ArrayAnchor {
   // to "root node's marks[m] != 0" (or to the head entry's marks).
   std::atomic<unsigned> root_marks_{0};
   std::atomic<std::size_t> nodes_{0};
+  const XaFlags flags_ = XaFlags::kNone;
+  // alloc_cyclic's `next` wrapped past ULONG_MAX: the next id it hands out
+  // is reported as wrapped (XA_FLAGS_ALLOC_WRAPPED). Under lock_.
+  bool alloc_wrapped_ = false;
 };
 
 /// The XArray of this build: fan-out 2^MSLAB_XA_CHUNK_SHIFT, nodes from the
@@ -279,5 +352,7 @@ using XArray = BasicXArray<>;
 }  // namespace mslab
 
 #include "xarray/xarray_impl/read.h"
+#include "xarray/xarray_impl/tree.h"
 #include "xarray/xarray_impl/write.h"
+#include "xarray/xarray_impl/alloc.h"
 #include "xarray/xarray_impl/migrate.h"

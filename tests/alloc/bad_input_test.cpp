@@ -268,6 +268,29 @@ TEST_CASE("bad input: foreign pointers are reported and ignored") {
   CHECK_VALID(pages);
 }
 
+TEST_CASE("bad input: a pointer kept past its cache's destroy is reported, not freed") {
+  TestPages owner(mslab::test::steady_policy());
+  PageAllocator& pages = owner.get();
+  CacheHandle first = make_cache("destroyed-cache", 64, &pages);
+  void* stale = first->alloc();
+  REQUIRE(stale != nullptr);
+  CHECK(first->destroy().live_objects == 1);  // the report names the object left behind
+  first.release();
+  // Its slab went back to the page allocator: the pointer belongs to no cache.
+  CHECK(SlabCache::cache_of(stale) == nullptr);
+  CHECK_FALSE(PageAllocator::free_block(stale));
+
+  // A new cache of the same size (it may take the same id and pages) that
+  // has handed nothing out refuses the stale pointer.
+  CacheHandle second = make_cache("second-cache", 64, &pages);
+  ErrorRecorder errors;
+  second->free(stale);
+  REQUIRE(errors.count() == 1);
+  check_report(errors.last(), ErrorCode::kForeignPointer, "second-cache", stale);
+  CHECK(second->stats().live_objects == 0);
+  CHECK_VALID(*second);
+}
+
 TEST_CASE("bad input: interior pointers are reported and ignored") {
   TestPages owner(mslab::test::steady_policy());
   CacheHandle cache = make_cache("interior", 100, &owner.get());  // stride 104, a tail after the last object

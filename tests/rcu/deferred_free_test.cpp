@@ -117,9 +117,13 @@ TEST_CASE("deferred free: memory mslab does not own counts its given size, else 
   rcu::barrier();
   const std::size_t base = rcu::deferred_stats().pending_bytes;
   HeldReader reader;  // nothing can be freed while it is inside
-  rcu::defer_free(std::malloc(32), count_free, 1000);
-  rcu::defer_free(std::malloc(32), count_free);
-  std::this_thread::sleep_for(20ms);  // the worker steals the partial batch, then waits
+  // A thread's partial batch is counted once it is submitted: here at the
+  // thread's exit, with both entries in it.
+  std::thread producer([] {
+    rcu::defer_free(std::malloc(32), count_free, 1000);
+    rcu::defer_free(std::malloc(32), count_free);
+  });
+  producer.join();
   CHECK(rcu::deferred_stats().pending_bytes == base + 1000 + 2 * 16);
   reader.release();
   rcu::barrier();
@@ -138,6 +142,32 @@ TEST_CASE("deferred free: a lone partial batch is freed without a barrier, round
     rcu::defer_free(std::malloc(16), count_free);  // stays in this thread's partial batch
     REQUIRE(eventually([&] { return g_freed.load() == round; }, 2000ms));
   }
+}
+
+TEST_CASE("deferred free: mslab memory that is no live block is reported, never passed to std::free") {
+  SlabCache* cache = SlabCache::create({.name = "df-stale", .object_size = 64});
+  REQUIRE(cache != nullptr);
+  void* stale = cache->alloc();
+  REQUIRE(stale != nullptr);
+  CHECK(cache->destroy().live_objects == 1);
+  REQUIRE(SlabCache::cache_of(stale) == nullptr);  // its slab is gone
+
+  struct Seen {
+    std::atomic<int> reports{0};
+    std::atomic<ErrorCode> code{ErrorCode::kDoubleFree};
+  } seen;
+  set_error_handler(
+      [](const ErrorInfo& info, void* ctx) {
+        auto* s = static_cast<Seen*>(ctx);
+        s->code = info.code;
+        s->reports.fetch_add(1);
+      },
+      &seen);
+  rcu::defer_free(stale);  // the worker finds no owner: a report, not a crash in std::free
+  rcu::barrier();
+  set_error_handler(nullptr);
+  CHECK(seen.reports.load() == 1);
+  CHECK(seen.code.load() == ErrorCode::kForeignPointer);
 }
 
 TEST_CASE("deferred free: the typed form runs the destructor first") {

@@ -2,11 +2,16 @@
 // model, every result compared. Fixed seeds; 1 M operations in a plain
 // build (fewer under sanitizers); the index mix makes both dense leaves and
 // deep sparse paths, and hits index 0 (the head entry) and ULONG_MAX.
+// The same runs again on allocating arrays (base 0 and 1), adding alloc and
+// alloc_cyclic against a model that finds the lowest free key by walking
+// the map, with marks 1 and 2 only (mark 0 is the array's free mark).
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <random>
 #include <vector>
 
+#include "xa_model.h"
 #include "xa_test_util.h"
 
 using namespace mslab;
@@ -14,30 +19,9 @@ using namespace mslab::xatest;
 
 namespace {
 
-struct ModelSlot {
-  Entry entry;         // empty = reserved
-  unsigned marks = 0;  // bit m
-};
-using Model = std::map<unsigned long, ModelSlot>;
-
-Entry model_load(const Model& m, unsigned long i) {
-  auto it = m.find(i);
-  return it == m.end() ? Entry{} : it->second.entry;
-}
-
-// First present entry at ≥ i and ≤ max (with mark `mk` unless kPresentTag).
-Model::const_iterator model_find(const Model& m, unsigned long i, unsigned long max, XaFilter f) {
-  for (auto it = m.lower_bound(i); it != m.end() && it->first <= max; ++it) {
-    if (it->second.entry.empty()) continue;
-    if (f.is_mark() && !((it->second.marks >> f.mark) & 1)) continue;
-    return it;
-  }
-  return m.end();
-}
-
 class Runner {
  public:
-  explicit Runner(std::uint64_t seed) : rng_(seed) {}
+  explicit Runner(std::uint64_t seed, XaFlags flags = XaFlags::kNone) : rng_(seed), xa_(flags), flags_(flags) {}
 
   unsigned long pick_index() {
     switch (rng_() % 8) {
@@ -60,14 +44,16 @@ class Runner {
 
   void step() {
     const unsigned long i = pick_index();
-    const XaMark mk = rng_() % kXaMarks;
-    switch (rng_() % 13) {
-      case 0: case 1: case 2: {  // store
-        const Entry e = pick_entry();
+    const bool alloc_mode = flags_ != XaFlags::kNone;
+    const XaMark mk = alloc_mode ? 1 + rng_() % 2 : rng_() % kXaMarks;
+    switch (rng_() % (alloc_mode ? 15 : 13)) {
+      case 0: case 1: case 2: {  // store; storing empty reserves in an allocating array
+        const Entry e = alloc_mode && rng_() % 16 == 0 ? Entry{} : pick_entry();
         const XaResult r = xa_.store(i, e);
         REQUIRE(r.ok());
         REQUIRE(r.entry() == model_load(model_, i));
         auto& s = model_[i];
+        if (e.empty()) s.marks = 0;
         s.entry = e;
         break;
       }
@@ -146,6 +132,51 @@ class Runner {
         }
         break;
       }
+      case 13: {  // alloc
+        const unsigned long min = rng_() % 4 ? i : 0;
+        const unsigned long span = rng_() % 3000;
+        const unsigned long max = rng_() % 2 || min > ~0UL - span ? ~0UL : min + span;
+        const Entry e = rng_() % 8 ? pick_entry() : Entry{};
+        const XaAllocResult r = xa_.alloc(e, {min, max});
+        unsigned long want;
+        const unsigned long lo = flags_ == XaFlags::kAlloc1 && min == 0 ? 1 : min;
+        if (!model_free(model_, lo, max, &want)) {
+          REQUIRE(r.error() == XaError::kBusy);
+        } else {
+          REQUIRE(r.ok());
+          REQUIRE(r.id() == want);
+          model_[want].entry = e;
+        }
+        break;
+      }
+      case 14: {  // alloc_cyclic over a small range, so that it wraps
+        const unsigned long min = rng_() % 2 ? 0 : i;
+        const unsigned long span = rng_() % 600;
+        const XaLimit limit{min, min > ~0UL - span ? ~0UL : min + span};
+        const Entry e = pick_entry();
+        if (rng_() % 64 == 0) next_ = rng_() % 2 ? ~0UL : rng_();
+        unsigned long next = next_;
+        const XaAllocResult r = xa_.alloc_cyclic(e, limit, next);
+        const unsigned long floor = flags_ == XaFlags::kAlloc1 && limit.min == 0 ? 1 : limit.min;
+        const unsigned long from = std::max(floor, next_);
+        unsigned long want;
+        bool wrapped = false;
+        bool found = model_free(model_, from, limit.max, &want);
+        if (!found && from > floor) wrapped = found = model_free(model_, floor, limit.max, &want);
+        if (!found) {
+          REQUIRE(r.error() == XaError::kBusy);
+          REQUIRE(next == next_);
+        } else {
+          REQUIRE(r.ok());
+          REQUIRE(r.id() == want);
+          REQUIRE(r.wrapped() == (wrapped || wrapped_flag_));
+          next_ = want + 1;
+          wrapped_flag_ = next_ == 0;
+          REQUIRE(next == next_);
+          model_[want].entry = e;
+        }
+        break;
+      }
       default: {  // array-level questions
         REQUIRE(xa_.empty() == model_.empty());
         if (rng_() % 32 == 0) {  // the model answers "marked" by a walk: not every time
@@ -194,6 +225,9 @@ class Runner {
   std::mt19937_64 rng_;
   XArray xa_;
   Model model_;
+  XaFlags flags_;
+  unsigned long next_ = 0;     // alloc_cyclic's cursor
+  bool wrapped_flag_ = false;  // the model of "next wrapped past ULONG_MAX"
 };
 
 }  // namespace
@@ -206,5 +240,17 @@ TEST_CASE("differential: random operations against a std::map model") {
     CAPTURE(seed);
     Runner r(seed);
     r.run(per_seed);
+  }
+}
+
+TEST_CASE("differential: allocating arrays, with alloc and alloc_cyclic") {
+  const std::size_t per_seed = scaled(200000);
+  for (XaFlags flags : {XaFlags::kAlloc, XaFlags::kAlloc1}) {
+    for (std::uint64_t seed : {7ULL, 99ULL}) {
+      CAPTURE(seed);
+      CAPTURE(static_cast<int>(flags));
+      Runner r(seed, flags);
+      r.run(per_seed);
+    }
   }
 }
