@@ -6,10 +6,11 @@
 // alloc_direct() (never from an isolated slab) → the array lock → re-check
 // that the node is still in this tree → copy every field → point the
 // children's parent at the copy (non-leaf nodes only: leaf slots are
-// entries) → publish the copy in the parent's slot or the head with a
-// release store → mark the old node kRcuFree → unlock → rcu::defer_free the
-// old node. Its slots are left as they were, so an RCU reader inside it keeps
-// reading the snapshot from before the move, and its children stay alive.
+// entries; release stores, as readers climb parent pointers) → publish
+// the copy in the parent's slot or the head with a release store → mark
+// the old node kRcuFree → unlock → rcu::defer_free the old node. Its slots
+// are left as they were, so an RCU reader inside it keeps reading the
+// snapshot from before the move, and its children stay alive.
 #pragma once
 
 #include <cstddef>
@@ -51,10 +52,13 @@ xa_detail::ArrayAnchor::Migrated BasicXArray<Shift, A>::migrate_node(xa_detail::
     for (XaMark m = 0; m < kXaMarks; ++m)
       copy->marks[m].store(old->marks[m].load(std::memory_order_relaxed), std::memory_order_relaxed);
     copy->state.store(XaNodeState::kInTree, std::memory_order_relaxed);
-    if (copy->shift != 0) {  // inner slots hold only nodes (or nothing)
+    if (copy->shift != 0) {  // only node pointers: inner slots may also hold multi-index entries
       for (unsigned i = 0; i < Node::kSlots; ++i) {
         const Raw e = copy->slots[i].load(std::memory_order_relaxed);
-        if (xa_detail::is_node(e)) Node::from_raw(e)->parent.store(copy, std::memory_order_relaxed);
+        // Release: a reader climbing from the child (find_raw follows parent
+        // pointers with acquire) must see the copy fully built, even before
+        // the copy is published below.
+        if (xa_detail::is_node(e)) Node::from_raw(e)->parent.store(copy, std::memory_order_release);
       }
     }
     // Release: the copy's contents before the word that leads to it; pairs
