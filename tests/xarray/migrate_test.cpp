@@ -2,8 +2,9 @@
 // phase and each node state on one slab driven by hand — nodes of several
 // arrays in one slab, a node being built, an array destroyed and a node
 // erased between the phases, a node waiting for RCU free — then readers
-// iterating while nodes move, and a whole Defragmenter pass over fragmented
-// arrays. Built at both fan-outs (xarray_test and xarray_test_shift3).
+// iterating while nodes move, a whole Defragmenter pass over fragmented
+// arrays, and multi-index entries and allocating arrays across moves.
+// Built at both fan-outs (xarray_test and xarray_test_shift3).
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -334,4 +335,54 @@ TEST_CASE("migration: a Defragmenter pass over fragmented arrays frees order-9 b
     }
   CHECK(present == kept.size());
   for (unsigned long i : kept) CHECK(arrays[i % kArrays]->load(i * kLeaf) == index_entry(i));
+}
+
+TEST_CASE("migration: multi-index entries and an allocating array keep their shape when their nodes move") {
+  quiesce_nodes();
+  // Orders that put entries in inner slots (order ≥ Shift) and sibling runs
+  // in leaves (0 < order < Shift).
+  const unsigned big = XArray::kChunkShift, small = XArray::kChunkShift > 1 ? 1 : 0;
+  XArray multi;
+  XArray ids(XaFlags::kAlloc);
+  std::vector<unsigned long> allocated;
+  for (unsigned long i = 0; i < 100; ++i) {
+    const unsigned long base = i << (big + 2);
+    REQUIRE(multi.store_order(base, big, index_entry(base)).ok());
+    REQUIRE(multi.store_order(base + (1ul << big), small, index_entry(base + 1)).ok());
+    REQUIRE(multi.store(base + (2ul << big) + 1, index_entry(base + 2)).ok());
+    const XaAllocResult r = ids.alloc(index_entry(i));
+    REQUIRE(r.ok());
+    allocated.push_back(r.id());
+  }
+  node_slab_cache()->flush_thread_cache();
+  defrag::CacheRef entry = node_cache_entry();
+  REQUIRE(entry);
+  std::vector<void*> scratch(node_slab_cache()->objects_per_slab());
+  const XaMigrationStats before = xa_migration_stats();
+  for (const XArray* xa : {&multi, &ids}) {
+    for (int round = 0; round < 8; ++round) {
+      const std::vector<const void*> nodes = nodes_of(*xa);
+      auto* s = detail::slab_of(nodes[static_cast<std::size_t>(round) * 7 % nodes.size()]);
+      node_slab_cache()->flush_thread_cache();
+      if (!node_slab_cache()->isolate(s)) continue;
+      const defrag::SlabResult r = defrag::evacuate_slab(*entry.get(), s, scratch);
+      if (r.outcome == defrag::SlabOutcome::kPending) {
+        const defrag::PendingSlab p{s, r.listed};
+        defrag::finish_pending(*node_slab_cache(), {&p, 1});
+      }
+    }
+  }
+  CHECK(delta(before).moved > 0);
+  for (unsigned long i = 0; i < 100; ++i) {
+    const unsigned long base = i << (big + 2);
+    CHECK(multi.load(base + (1ul << big) - 1) == index_entry(base));
+    CHECK(multi.get_order(base) == big);
+    CHECK(multi.load(base + (1ul << big) + (1ul << small) - 1) == index_entry(base + 1));
+    CHECK(multi.get_order(base + (1ul << big)) == small);
+    CHECK(multi.load(base + (2ul << big) + 1) == index_entry(base + 2));
+    CHECK(ids.load(allocated[i]) == index_entry(i));
+  }
+  const XaAllocResult next = ids.alloc(index_entry(7));  // the free mark survived the moves
+  CHECK(next.ok());
+  CHECK(next.id() == allocated.back() + 1);
 }
