@@ -281,14 +281,7 @@ TEST_CASE("migration: readers iterating while nodes move see every entry exactly
   const int rounds = kSanitized ? 40 : 200;
   for (int round = 0; round < rounds; ++round) {
     const std::vector<const void*> nodes = nodes_of(arrays[round % kArrays]);
-    auto* s = detail::slab_of(nodes[rng() % nodes.size()]);
-    node_slab_cache()->flush_thread_cache();
-    if (!node_slab_cache()->isolate(s)) continue;
-    const defrag::SlabResult r = defrag::evacuate_slab(*entry.get(), s, scratch);
-    if (r.outcome == defrag::SlabOutcome::kPending) {
-      const defrag::PendingSlab p{s, r.listed};
-      defrag::finish_pending(*node_slab_cache(), {&p, 1});
-    }
+    evacuate_slab_of(*entry.get(), nodes[rng() % nodes.size()], scratch);
   }
   while (passes.load() < 20) std::this_thread::yield();
   done.store(true);
@@ -362,14 +355,7 @@ TEST_CASE("migration: multi-index entries and an allocating array keep their sha
   for (const XArray* xa : {&multi, &ids}) {
     for (int round = 0; round < 8; ++round) {
       const std::vector<const void*> nodes = nodes_of(*xa);
-      auto* s = detail::slab_of(nodes[static_cast<std::size_t>(round) * 7 % nodes.size()]);
-      node_slab_cache()->flush_thread_cache();
-      if (!node_slab_cache()->isolate(s)) continue;
-      const defrag::SlabResult r = defrag::evacuate_slab(*entry.get(), s, scratch);
-      if (r.outcome == defrag::SlabOutcome::kPending) {
-        const defrag::PendingSlab p{s, r.listed};
-        defrag::finish_pending(*node_slab_cache(), {&p, 1});
-      }
+      evacuate_slab_of(*entry.get(), nodes[static_cast<std::size_t>(round) * 7 % nodes.size()], scratch);
     }
   }
   CHECK(delta(before).moved > 0);

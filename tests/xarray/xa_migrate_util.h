@@ -75,6 +75,21 @@ struct SlabDriver {
   }
 };
 
+/// Evacuates the slab holding `node` through both phases and its release,
+/// as the defragmenter does (skipped if the slab cannot be isolated).
+/// `scratch` holds objects_per_slab() pointers.
+inline void evacuate_slab_of(defrag::MovableCache& entry, const void* node, std::span<void*> scratch) {
+  SlabCache* cache = node_slab_cache();
+  detail::Slab* s = detail::slab_of(node);
+  cache->flush_thread_cache();
+  if (!cache->isolate(s)) return;
+  const defrag::SlabResult r = defrag::evacuate_slab(entry, s, scratch);
+  if (r.outcome == defrag::SlabOutcome::kPending) {
+    const defrag::PendingSlab p{s, r.listed};
+    defrag::finish_pending(*cache, {&p, 1});
+  }
+}
+
 /// Starts every test from a quiet node cache: earlier deferred frees done,
 /// this thread's buffers flushed.
 inline void quiesce_nodes() {
