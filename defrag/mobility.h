@@ -14,7 +14,9 @@
 //      returns true, or returns false having taken none (an object it cannot
 //      handle, e.g. allocated but not yet published);
 //   3. phase 2 — reclaim(objects, cookie) — runs with no allocator lock held,
-//      only if phase 1 said true. Anything goes: take owner locks one owner
+//      only if phase 1 said true. It receives the same span can_free was
+//      given, as can_free left it: phase 1 may rewrite entries (the XArray
+//      node cache tags the nodes it pinned in their low bit). Anything goes: take owner locks one owner
 //      at a time, allocate a replacement (alloc_direct() lands in the fullest
 //      partial slab, never in an isolated slab or an excluded chunk), copy,
 //      republish, free (free_direct() keeps the record exact at once) or

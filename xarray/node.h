@@ -1,8 +1,8 @@
 // The XArray node: one level of the radix tree, 2^Shift slots.
 //
 // Fields read by lock-free readers (slots, marks) are atomics; the state
-// field is atomic too because the defragmenter (a later issue) reads it
-// from phase 1 without the array's lock. Everything else changes only
+// field is atomic too because node migration reads it from phase 1 without
+// the array's lock (xarray/node_mobility.h). Everything else changes only
 // under the array's lock. See docs/xarray.md for the layout.
 #pragma once
 

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "alloc/slab_cache.h"
+#include "xarray/node_mobility.h"
 
 namespace mslab::xa_detail {
 namespace {
@@ -48,6 +49,7 @@ SlabCache* node_cache(std::size_t bytes) noexcept {
       o.ctor_arg = reinterpret_cast<void*>(bytes);
       c = SlabCache::create(o);
       if (c == nullptr) return nullptr;
+      register_node_cache(c);  // movable from now on (out of memory: the nodes just stay put)
       s.bytes.store(bytes, std::memory_order_relaxed);
       s.cache.store(c, std::memory_order_release);  // pairs with the acquire above
       return c;

@@ -37,6 +37,7 @@
 #include <iterator>
 #include <mutex>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 #include "rcu/rcu.h"
@@ -44,6 +45,7 @@
 #include "xarray/id_types.h"
 #include "xarray/node.h"
 #include "xarray/node_alloc.h"
+#include "xarray/node_mobility.h"
 
 namespace mslab {
 
@@ -63,20 +65,28 @@ struct XaStats {
 };
 
 template <unsigned Shift = MSLAB_XA_CHUNK_SHIFT, class NodeAlloc = SlabNodeAlloc>
-class BasicXArray {
+class BasicXArray : private xa_detail::ArrayAnchor {
  public:
   using Node = XaNode<Shift>;
   static constexpr unsigned kChunkShift = Shift;
   static constexpr unsigned kChunkSize = 1u << Shift;
 
-  BasicXArray() noexcept = default;
+  /// With SlabNodeAlloc the nodes are movable: the defragmenter may migrate
+  /// them at any time (xarray_impl/migrate.h, docs/xarray.md).
+  BasicXArray() noexcept : xa_detail::ArrayAnchor(movable_nodes()) {}
   /// An array in the given mode; XaFlags::kAlloc / kAlloc1 make it an
   /// allocating array (alloc(), alloc_cyclic()), whose mark 0 is reserved.
-  explicit BasicXArray(XaFlags flags) noexcept : flags_(flags) {}
+  explicit BasicXArray(XaFlags flags) noexcept : xa_detail::ArrayAnchor(movable_nodes()), flags_(flags) {}
   /// Frees every node through deferred free (entries are not freed: they
   /// belong to the caller). No other thread may use the array any more —
-  /// except readers already inside a read section, which stay safe.
-  ~BasicXArray() { clear(); }
+  /// except readers already inside a read section, which stay safe. With
+  /// movable nodes it then waits for a grace period and for any node
+  /// migration that pinned this array (the existence guarantee; bounded by
+  /// one node's move): blocks, must not run inside a read section.
+  ~BasicXArray() {
+    clear();
+    wait_unpinned();
+  }
   BasicXArray(const BasicXArray&) = delete;
   BasicXArray& operator=(const BasicXArray&) = delete;
 
@@ -188,6 +198,12 @@ class BasicXArray {
   /// Removes every entry; nodes are freed after a grace period; concurrent
   /// readers restart and find the array empty. (xa_destroy)
   void clear() noexcept;
+
+  /// Calls fn(const void* node) for every node of the tree, under the array
+  /// lock (fn must not call into this array). For tests and diagnostics:
+  /// node addresses change when the defragmenter moves nodes.
+  template <class Fn>
+  void for_each_node(Fn&& fn) const;
 
   // ---- Iteration (range-for). ------------------------------------------
   // Each step is one find_after() in its own read section (like
@@ -303,6 +319,13 @@ class BasicXArray {
   bool find_free_locked(unsigned long min, unsigned long max, unsigned long* out) const noexcept;
   XaError alloc_locked(Raw raw, unsigned long min, unsigned long max, unsigned long* id) noexcept;
 
+  // Node migration, phase 2 for one node (xarray_impl/migrate.h); nullptr
+  // when the nodes do not come from the movable caches.
+  static xa_detail::ArrayAnchor::Migrated migrate_node(xa_detail::ArrayAnchor* anchor, void* node) noexcept;
+  static constexpr xa_detail::ArrayAnchor::MigrateFn movable_nodes() noexcept {
+    return std::is_same_v<NodeAlloc, SlabNodeAlloc> ? &migrate_node : nullptr;
+  }
+
   // Reader internals (xarray_impl/read.h); call under a read section.
   Raw walk(unsigned long index, const Node** node = nullptr, unsigned* offset = nullptr) const noexcept;
   Raw find_raw(unsigned long* index, unsigned long max, XaFilter filter, bool after) const noexcept;
@@ -332,3 +355,4 @@ using XArray = BasicXArray<>;
 #include "xarray/xarray_impl/tree.h"
 #include "xarray/xarray_impl/write.h"
 #include "xarray/xarray_impl/alloc.h"
+#include "xarray/xarray_impl/migrate.h"

@@ -25,23 +25,14 @@
 #include "defrag/owned_cache.h"
 #include "rcu/deferred_free.h"
 #include "rcu/rcu.h"
+#include "stress_common.h"
 
 namespace {
 
 using namespace mslab;
 using Clock = std::chrono::steady_clock;
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr std::size_t kDefaultSlots = 20000;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr std::size_t kDefaultSlots = 20000;
-#else
-constexpr std::size_t kDefaultSlots = 100000;
-#endif
-#else
-constexpr std::size_t kDefaultSlots = 100000;
-#endif
+constexpr std::size_t kDefaultSlots = stress::kSanitized ? 20000 : 100000;
 
 constexpr std::size_t kSizes[] = {40, 120, 232};  // payload bytes: three caches
 
@@ -174,8 +165,7 @@ int main(int argc, char** argv) {
     if (sh.caches[c] == nullptr) return 2;
   }
   defrag::Defragmenter defragmenter(pages, registry);
-  defrag::Report total;
-  std::uint64_t on_demand = 0, on_demand_ok = 0;
+  stress::DefragLoop defrag_loop;
   sh.start = Clock::now();
   std::thread workers[2] = {std::thread(worker, std::ref(sh), 0u), std::thread(worker, std::ref(sh), 1u)};
   defrag::BackgroundOptions options;
@@ -186,18 +176,7 @@ int main(int argc, char** argv) {
   defrag::BackgroundDefrag loop(defragmenter, options);
   if (background && !loop.start()) return 2;
   std::thread defrag_thread([&] {
-    defrag::Budget budget;
-    budget.time = std::chrono::milliseconds(5);
-    for (unsigned round = 0; !background && !sh.stop.load(); ++round) {
-      if (round % 8 == 7) {
-        total += defragmenter.make_available(9, budget);
-        ++on_demand;
-        on_demand_ok += defragmenter.available(9);
-      } else {
-        total += defragmenter.run(budget);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    if (!background) defrag_loop.run(defragmenter, sh.stop);
   });
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   sh.stop.store(true);
@@ -206,12 +185,13 @@ int main(int argc, char** argv) {
   if (background) {
     loop.stop();
     const defrag::BackgroundStats st = loop.stats();
-    total = st.total;
+    defrag_loop.total = st.total;
     std::printf("background: %llu wake-ups, %llu passes, %.1f ms CPU in passes\n",
                 static_cast<unsigned long long>(st.wakeups), static_cast<unsigned long long>(st.passes),
                 static_cast<double>(st.cpu_time.count()) / 1e6);
   }
 
+  const defrag::Report& total = defrag_loop.total;
   // Moved while the workers ran (the final pass below is not counted).
   std::uint64_t moved = 0, raced = 0;
   for (defrag::OwnedCache* c : sh.caches) {
@@ -238,17 +218,11 @@ int main(int argc, char** argv) {
   std::printf("  ops %llu (reads %llu, writes %llu), out of memory %llu\n",
               static_cast<unsigned long long>(sh.ops.load()), static_cast<unsigned long long>(sh.reads.load()),
               static_cast<unsigned long long>(sh.writes.load()), static_cast<unsigned long long>(sh.oom.load()));
-  std::printf("  defrag: %zu passes, %zu slabs scanned, %zu isolated, %zu refused, %zu freed, %zu chunks emptied\n",
-              total.passes, total.slabs_scanned, total.slabs_isolated, total.slabs_refused, total.slabs_freed,
-              total.chunks_evacuated);
+  defrag_loop.print();
   std::printf("  moved %llu objects (%zu bytes), %llu relocations lost the race to a writer, max pause %.1f us\n",
               static_cast<unsigned long long>(moved), total.bytes_copied, static_cast<unsigned long long>(raced),
               static_cast<double>(total.max_pause.count()) / 1000.0);
-  std::printf("  make_available(9): %llu calls, %llu satisfied\n", static_cast<unsigned long long>(on_demand),
-              static_cast<unsigned long long>(on_demand_ok));
-  std::printf("  final pass: fragmentation %.2f -> %.2f, free 2 MiB blocks %zu -> %zu, %zu moved in %.1f ms\n",
-              frag_before, frag_after, last.free_2m_before, last.free_2m_after, last.objects_moved,
-              static_cast<double>(last.elapsed.count()) / 1e6);
+  stress::print_final_pass(frag_before, frag_after, last);
   std::printf("  entries present %llu, lost %llu, corrupted %llu\n", static_cast<unsigned long long>(present),
               static_cast<unsigned long long>(sh.lost.load()), static_cast<unsigned long long>(sh.corrupted.load()));
 

@@ -46,7 +46,7 @@ typename BasicXArray<Shift, A>::Node* BasicXArray<Shift, A>::new_node(NodePool& 
   node->shift = static_cast<std::uint8_t>(shift);
   node->offset = static_cast<std::uint8_t>(offset);
   node->parent.store(parent, std::memory_order_relaxed);
-  node->array.store(this, std::memory_order_relaxed);
+  node->array.store(this->node_owner(), std::memory_order_relaxed);  // the ArrayAnchor
   // Every slot of a new node is empty, hence free (xas_alloc's node_mark_all).
   if (track_free()) node->marks[kXaFreeMark].store(Node::slot_mask(shift), std::memory_order_relaxed);
   // In the tree from the caller's publishing store on; the defragmenter

@@ -1,0 +1,66 @@
+// Shared by the defrag stress programs (defrag_stress, xa_defrag_stress):
+// the sanitizer-scaled default size, the defragmenter's loop while the
+// workers run, and the report lines they print.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <thread>
+
+#include "defrag/defragmenter.h"
+
+namespace mslab::stress {
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
+/// The defragmenter's side of a stress run: 5 ms passes, every eighth one
+/// compaction on demand for an order-9 block, until `stop`.
+struct DefragLoop {
+  defrag::Report total;
+  std::uint64_t on_demand = 0, on_demand_ok = 0;
+
+  void run(defrag::Defragmenter& defragmenter, const std::atomic<bool>& stop) {
+    defrag::Budget budget;
+    budget.time = std::chrono::milliseconds(5);
+    for (unsigned round = 0; !stop.load(); ++round) {
+      if (round % 8 == 7) {
+        total += defragmenter.make_available(9, budget);
+        ++on_demand;
+        on_demand_ok += defragmenter.available(9);
+      } else {
+        total += defragmenter.run(budget);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  /// The pass counts and the on-demand line.
+  void print() const {
+    std::printf("  defrag: %zu passes, %zu slabs scanned, %zu isolated, %zu refused, %zu freed, %zu chunks emptied\n",
+                total.passes, total.slabs_scanned, total.slabs_isolated, total.slabs_refused, total.slabs_freed,
+                total.chunks_evacuated);
+    std::printf("  make_available(9): %llu calls, %llu satisfied\n", static_cast<unsigned long long>(on_demand),
+                static_cast<unsigned long long>(on_demand_ok));
+  }
+};
+
+/// The final quiet pass: fragmentation and free 2 MiB blocks before/after.
+inline void print_final_pass(double frag_before, double frag_after, const defrag::Report& last) {
+  std::printf("  final pass: fragmentation %.2f -> %.2f, free 2 MiB blocks %zu -> %zu, %zu moved in %.1f ms\n",
+              frag_before, frag_after, last.free_2m_before, last.free_2m_after, last.objects_moved,
+              static_cast<double>(last.elapsed.count()) / 1e6);
+}
+
+}  // namespace mslab::stress
