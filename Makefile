@@ -13,7 +13,7 @@ DEB_PACKAGES = cmake g++ make pkg-config liburcu-dev libboost-dev doctest-dev \
 .PHONY: test run deps configure build clean
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure --timeout 900 -j $(JOBS)
 
 run: build
 	$(BUILD)/bench/mslab-bench $(ARGS)
