@@ -126,7 +126,9 @@ struct State {
       b->next = reserve_free;
       reserve_free = b;
     }
+    pthread_atfork(nullptr, nullptr, after_fork_child);
   }
+  static void after_fork_child() noexcept;
   ~State();
 };
 
@@ -657,6 +659,51 @@ void ensure_worker(State& s) noexcept {
 }
 
 State::~State() { stop_worker(*this); }
+
+// In a forked child only the forking thread runs: the worker is gone, the
+// lock and condition variables may be held or waited on by threads that do
+// not exist, and other producers' slots and rings may hold batches that
+// were mid-flight in them. The state is rebuilt for one thread: the worker
+// restarts on the next defer_free; the forking thread keeps its own
+// batches; `submitted` is kept (its batches are complete); what the other
+// threads held is dropped — their pointers are counted as leaked in the
+// child (their memory stays the parent's to free) and their batch pages
+// are not reused.
+void State::after_fork_child() noexcept {
+  State& s = state();
+  new (&s.lock) std::mutex;
+  new (&s.wake) std::condition_variable;
+  new (&s.progress) std::condition_variable;
+  new (&s.worker) std::thread;  // the parent's handle: never joined here
+  s.running.store(false);
+  s.stop = false;
+  s.worker_idle.store(false);
+  s.barrier_done = s.barrier_requested;
+  s.gp_waiters.store(0);
+  std::size_t partial = 0, held = 0;
+  for (Producer* p = s.producers; p != nullptr; p = p->next) {
+    if (p == tl_producer) {  // ours: still valid
+      Batch* b = p->current.load(std::memory_order_relaxed);
+      partial += b != nullptr;
+      for (auto& slot : p->held) held += slot.load(std::memory_order_relaxed) != nullptr;
+      continue;
+    }
+    auto drop = [&](Batch* b) {
+      if (b == nullptr || b == kBusy) return;
+      s.stats.leaked.fetch_add(b->count, std::memory_order_relaxed);
+      s.stats.pending_bytes.fetch_sub(b->bytes, std::memory_order_relaxed);
+    };
+    // A partial batch was never counted as pending; ring batches were.
+    if (Batch* b = p->current.exchange(nullptr); b != nullptr && b != kBusy)
+      s.stats.leaked.fetch_add(b->count, std::memory_order_relaxed);
+    for (auto& slot : p->held) drop(slot.exchange(nullptr));
+    p->head = p->tail = 0;
+    p->reaping.store(false);
+    p->in_use = false;
+  }
+  s.partial.store(partial);
+  s.held.store(held);
+}
 
 State& state() noexcept {
   // Destroyed at exit (after everything constructed later), which frees

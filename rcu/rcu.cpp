@@ -39,6 +39,20 @@ pthread_key_t g_exit_key;
 std::atomic<std::uint64_t> g_gp_started{0};
 std::atomic<std::uint64_t> g_gp_completed{0};
 
+// After fork(), in the child, only the forking thread runs, but liburcu's
+// registry still lists the parent's other readers, and urcu-memb has no
+// fork support for that registry (../shared/research/urcu.md §1.5): a
+// reader that was inside a section at the fork would hold every later grace
+// period for ever. Until another thread registers in the child no other
+// reader can exist, so a grace period ends as soon as it begins.
+std::atomic<bool> g_single_after_fork{false};
+pthread_t g_fork_thread;
+
+void after_fork_child() noexcept {
+  g_fork_thread = pthread_self();
+  g_single_after_fork.store(true, std::memory_order_relaxed);
+}
+
 void on_thread_exit(void*) noexcept {
   if (tl_registered) {
     urcu_memb_unregister_thread();
@@ -50,7 +64,15 @@ void on_thread_exit(void*) noexcept {
 
 void register_slow() noexcept {
   static std::once_flag once;
-  std::call_once(once, [] { pthread_key_create(&g_exit_key, on_thread_exit); });
+  std::call_once(once, [] {
+    pthread_key_create(&g_exit_key, on_thread_exit);
+    pthread_atfork(nullptr, nullptr, after_fork_child);
+  });
+  // A second thread reading in a forked child: real grace periods again.
+  // seq_cst, with synchronize()'s load: an updater that still saw "single"
+  // finished its grace period before this reader could begin a section.
+  if (g_single_after_fork.load(std::memory_order_relaxed) && !pthread_equal(pthread_self(), g_fork_thread))
+    g_single_after_fork.store(false, std::memory_order_seq_cst);
   urcu_memb_register_thread();
   tl_registered = true;
   // A non-null value makes the key's destructor run at thread exit.
@@ -88,7 +110,7 @@ void synchronize() noexcept {
   // seq_cst: pairs with the fence in gp_cookie(); a cookie reader that saw
   // the old value read it before this grace period began.
   const std::uint64_t mine = detail::g_gp_started.fetch_add(1, std::memory_order_seq_cst) + 1;
-  urcu_memb_synchronize_rcu();
+  if (!detail::g_single_after_fork.load(std::memory_order_seq_cst)) urcu_memb_synchronize_rcu();
   detail::tsan_updater_acquire();
   std::uint64_t done = detail::g_gp_completed.load(std::memory_order_relaxed);
   while (done < mine &&
