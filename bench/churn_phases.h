@@ -1,4 +1,5 @@
-// The second half shared by the churn workloads (kv, xarray): once the
+// What the churn workloads (kv, xarray) share: opening the heap, the
+// random erase, and the second half: once the
 // erase (and any refill) is done — settle and read RSS, open the readers'
 // quiet window, run the defrag step (movable heaps only) with the readers
 // loading, settle and read RSS again, fill the record's figures and check
@@ -9,7 +10,9 @@
 // valid inside an rcu::ReadGuard; live_bytes().
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -23,6 +26,38 @@
 #include "rcu/rcu.h"
 
 namespace mslab::bench {
+
+/// Opens the heap and names its allocator in the record; false (the run
+/// skipped, with the reason) if it cannot be opened.
+template <class Heap>
+bool open_churn_heap(Heap& heap, RunRecord& r) {
+  std::string why;
+  if (!heap.open(&why)) {
+    set_outcome(r, RunStatus::kSkipped, why);
+    return false;
+  }
+  set_text(r.version, heap.version());
+  r.object_size = 0;  // mixed sizes
+  return true;
+}
+
+/// The number of `n` entries that FREE-FRACTION `fraction` erases.
+inline std::size_t churn_free_count(std::size_t n, double fraction) noexcept {
+  return std::min(n, static_cast<std::size_t>(std::llround(static_cast<double>(n) * fraction)));
+}
+
+/// Shuffles keys[0, n) with `seed` and erases the first `n_free` of them
+/// from `store`: the survivors are keys[n_free, n).
+template <class Store>
+void erase_random(Store& store, std::uint64_t* keys, std::size_t n, std::size_t n_free, std::uint64_t seed,
+                  const std::string& label) {
+  seeded_shuffle(keys, n, seed);
+  Progress progress(label + " erase", n_free);
+  for (std::size_t i = 0; i < n_free; ++i) {
+    store.erase(keys[i]);
+    progress.update(i);
+  }
+}
 
 /// What the churn workloads measure after their erase phase.
 struct ChurnTail {

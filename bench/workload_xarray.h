@@ -58,14 +58,10 @@ struct XarrayWorkload {
   static void run(const Options& o, RunRecord& r) {
     using Heap = typename XaHeapOf<A>::type;
     Heap heap;
-    std::string why;
-    if (!heap.open(&why)) return set_outcome(r, RunStatus::kSkipped, why);
-    set_text(r.version, heap.version());
-    r.object_size = 0;  // mixed sizes
+    if (!open_churn_heap(heap, r)) return;
 
     const std::size_t n = o.entries;
-    const std::size_t n_free =
-        std::min(n, static_cast<std::size_t>(std::llround(static_cast<double>(n) * o.free_fraction)));
+    const std::size_t n_free = churn_free_count(n, o.free_fraction);
     ScratchArray<std::uint64_t> keys(n);
     if (!keys.ok()) return set_outcome(r, RunStatus::kFailed, "cannot map the key array");
     XaStore<Heap> store(heap);
@@ -89,17 +85,10 @@ struct XarrayWorkload {
     r.rss_bytes_peak = rss_since(baseline);
     r.objects_allocated = n;
 
-    seeded_shuffle(keys.data(), n, o.seed);
-    {
-      Progress progress(label + " erase", n_free);
-      for (std::size_t i = 0; i < n_free; ++i) {
-        store.erase(keys[i]);
-        progress.update(i);
-      }
-    }
+    erase_random(store, keys.data(), n, n_free, o.seed, label);
     r.ns_per_op = static_cast<double>(t_filled - t_start) / static_cast<double>(std::max<std::size_t>(n, 1));
-    measure_churn_tail(heap, store, readers, {keys.data() + n_free, n - n_free, o.threads, kQuietMs, baseline}, label,
-                       r);
+    const ChurnTail tail{keys.data() + n_free, n - n_free, o.threads, kQuietMs, baseline};
+    measure_churn_tail(heap, store, readers, tail, label, r);
   }
 };
 
