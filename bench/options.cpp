@@ -184,8 +184,8 @@ struct Parser {
 
   static bool takes_value(std::string_view name) {
     return name == "workload" || name == "allocator" || name == "size" || name == "count" || name == "ring" ||
-           name == "free-fraction" || name == "seed" || name == "keys" || name == "entries" || name == "refill" || name == "threads" ||
-           name == "plot";
+           name == "free-fraction" || name == "seed" || name == "keys" || name == "entries" || name == "refill" ||
+           name == "threads" || name == "plot";
   }
 
   bool run(int argc, const char* const* argv) {
