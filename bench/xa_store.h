@@ -71,7 +71,10 @@ class XaStore {
       return std::nullopt;
     }
     const std::uint64_t key = (std::uint64_t{a} << kXaIdBits) | id.id();
-    std::memset(p, static_cast<int>(key & 0xff), kKvSizes[cls]);
+    // The owner word is only ever written atomically: a relocation may read
+    // it at any time (a recycled payload still names its old owner).
+    std::memset(static_cast<char*>(p) + sizeof(XaPayloadHead), static_cast<int>(key & 0xff),
+                kKvSizes[cls] - sizeof(XaPayloadHead));
     auto* head = static_cast<XaPayloadHead*>(p);
     head->cls = cls;
     head->check = static_cast<std::uint32_t>(key) ^ XaPayloadHead::kMagic;
