@@ -84,8 +84,14 @@ void measure_churn_tail(Heap& heap, const Store& store, KvReaders<Store>& reader
   if (reading) readers.set_keys(t.live_keys, t.n_live);
   std::uint64_t quiet_ns = 0, defrag_ns = 0;
   if (reading) {
+    // quiet_ms, longer if no reader has completed a batch of loads yet (a
+    // busy machine may not schedule one for a while): up to kMaxQuietMs.
+    constexpr int kMaxQuietMs = 2000;
+    const std::uint64_t b0 = readers.batches();
     const std::uint64_t q0 = readers.open(Readers::kQuiet);
     std::this_thread::sleep_for(std::chrono::milliseconds(t.quiet_ms));
+    for (int waited = t.quiet_ms; readers.batches() == b0 && waited < kMaxQuietMs; ++waited)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     quiet_ns = now_ns() - q0;
   }
   if constexpr (Heap::kMovable) {
