@@ -28,6 +28,10 @@ set(cases
   "--json|--csv"
   "--keys=0"
   "--keys=1000000001"
+  "--entries=0"
+  "--entries=1000000001"
+  "--entries=1e5"
+  "--workload=xarray,btree"
   "--threads=65"
   "--threads=x"
   "--refill=2"
@@ -48,8 +52,8 @@ foreach(case IN LISTS cases)
 endforeach()
 
 execute_process(COMMAND ${BENCH} --help OUTPUT_VARIABLE out RESULT_VARIABLE rc)
-set(documented --workload --allocator --size --count --free-fraction --seed --ring --keys --refill --threads
-    --json --csv --plot --help kv mslab-defrag)
+set(documented --workload --allocator --size --count --free-fraction --seed --ring --keys --entries --refill
+    --threads --json --csv --plot --help kv xarray mslab-defrag)
 foreach(word IN LISTS documented)
   string(FIND "${out}" "${word}" at)
   if(at EQUAL -1)

@@ -9,7 +9,7 @@
 
 namespace mslab::bench {
 
-inline constexpr std::array<std::string_view, 3> kWorkloadNames{"slab", "pair", "kv"};
+inline constexpr std::array<std::string_view, 4> kWorkloadNames{"slab", "pair", "kv", "xarray"};
 inline constexpr std::array<std::string_view, 5> kAllocatorNames{"mslab", "mslab-defrag", "glibc", "mimalloc",
                                                                  "jemalloc"};
 

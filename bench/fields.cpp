@@ -53,6 +53,8 @@ const std::array kFields{
     MSLAB_FIELD("reader_ops_per_s_quiet", opt(r.reader_ops_per_s_quiet)),
     MSLAB_FIELD("reader_p99_us_quiet", opt(r.reader_p99_us_quiet)),
     MSLAB_FIELD("total_ms", opt(r.total_ms)),
+    // Added with the xarray workload (issues 5 and 7).
+    MSLAB_FIELD("nodes_moved", opt(r.nodes_moved)),
 };
 
 #undef MSLAB_FIELD

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -26,6 +27,7 @@
 #include "defrag/defragmenter.h"
 #include "defrag/owned_cache.h"
 #include "rcu/deferred_free.h"
+#include "xarray/node_mobility.h"
 
 namespace mslab::bench {
 
@@ -33,7 +35,23 @@ namespace mslab::bench {
 struct KvDefragResult {
   double ms = 0, max_pause_ms = 0;
   std::uint64_t objects_moved = 0, bytes_copied = 0, slabs_freed = 0;
+  std::uint64_t nodes_moved = 0;  // XArray nodes among objects_moved (xa_migration_stats)
 };
+
+/// One unlimited pass of a global Defragmenter (every registered movable
+/// cache: the heap's own and the XArray's node caches).
+inline KvDefragResult defrag_pass() noexcept {
+  const std::uint64_t nodes0 = xa_migration_stats().moved;
+  const defrag::Report r = defrag::Defragmenter().run();
+  KvDefragResult out;
+  out.nodes_moved = xa_migration_stats().moved - nodes0;
+  out.ms = std::chrono::duration<double, std::milli>(r.elapsed).count();
+  out.max_pause_ms = std::chrono::duration<double, std::milli>(r.max_pause).count();
+  out.objects_moved = r.objects_moved;
+  out.bytes_copied = r.bytes_copied;
+  out.slabs_freed = r.slabs_freed;
+  return out;
+}
 
 template <FixedAllocator A>
 class PlainHeap {
@@ -117,16 +135,7 @@ class OwnedHeap {
   std::string version() const { return blocks_.version(); }
 
   /// One unlimited Defragmenter pass over the value caches.
-  KvDefragResult defrag() noexcept {
-    const defrag::Report r = defrag::Defragmenter().run();
-    KvDefragResult out;
-    out.ms = std::chrono::duration<double, std::milli>(r.elapsed).count();
-    out.max_pause_ms = std::chrono::duration<double, std::milli>(r.max_pause).count();
-    out.objects_moved = r.objects_moved;
-    out.bytes_copied = r.bytes_copied;
-    out.slabs_freed = r.slabs_freed;
-    return out;
-  }
+  KvDefragResult defrag() noexcept { return defrag_pass(); }
 
  private:
   defrag::OwnedCache* classes_[kKvClasses] = {};

@@ -56,6 +56,8 @@ class KvReaders {
     for (std::thread& t : threads_) t.join();
     threads_.clear();
   }
+  /// Batches of 64 loads completed so far, all readers and windows together.
+  std::uint64_t batches() const noexcept { return batches_.load(std::memory_order_relaxed); }
   /// Loads that found a wrong value (must be 0).
   std::uint64_t bad() const noexcept { return bad_.load(std::memory_order_relaxed); }
 
@@ -94,6 +96,7 @@ class KvReaders {
         h.add(now_ns() - t0);
         if (!good) bad_.fetch_add(1, std::memory_order_relaxed);
       }
+      batches_.fetch_add(1, std::memory_order_relaxed);
     }
   }
 
@@ -104,6 +107,7 @@ class KvReaders {
   std::size_t n_keys_ = 0;
   std::atomic<int> phase_{kWait};
   std::atomic<std::uint64_t> bad_{0};
+  std::atomic<std::uint64_t> batches_{0};
 };
 
 }  // namespace mslab::bench

@@ -28,8 +28,13 @@ Workloads:
          XArray; erase a random FREE-FRACTION, insert REFILL x KEYS new keys,
          then (mslab-defrag) defragment while THREADS readers load values;
          RSS after fill, after erase, after defrag
+  xarray index churn: ENTRIES entries over 8 allocating XArrays (ids from
+         ID allocation), each pointing to a payload of 16 B to 4 KiB; erase a
+         random FREE-FRACTION, then (mslab-defrag) defragment payloads and
+         XArray nodes while THREADS readers load; payloads and nodes both
+         come from the allocator under test
 Allocators: mslab (SlabCaches, no defrag), mslab-defrag (movable caches and
-  one Defragmenter pass; slab and kv), glibc (malloc), mimalloc (mi_malloc),
+  one Defragmenter pass; slab, kv and xarray), glibc (malloc), mimalloc (mi_malloc),
   jemalloc (mallocx, loaded at run time; skipped if libjemalloc.so.2 is absent)
 
 Options (--name=value and --name value are both accepted):
@@ -38,14 +43,16 @@ Options (--name=value and --name value are both accepted):
   --size=BYTES          object size, 1 to 262144 [64]
   --count=N             objects (slab) or pairs per round (pair),
                         1 to 1000000000 [2000000]
-  --free-fraction=F     share of the objects (slab) or keys (kv) freed,
-                        0 to 1 [0.9]
-  --seed=N              seed of the freed objects and kv's value sizes [1]
+  --free-fraction=F     share of the objects (slab), keys (kv) or entries
+                        (xarray) freed, 0 to 1 [0.9]
+  --seed=N              seed of the freed objects and of the value sizes [1]
   --ring=N              live objects of the pair workload, 1 to 1000000 [256]
   --keys=N              entries the kv workload fills, 1 to 1000000000 [400000]
+  --entries=N           entries the xarray workload fills, 1 to 1000000000
+                        [400000]
   --refill=F            kv: new keys inserted after the erase, as a share of
                         KEYS, 0 to 1 [0]
-  --threads=N           kv: reader threads loading during the quiet window and
+  --threads=N           kv, xarray: reader threads loading during the quiet window and
                         the defrag pass, 0 to 64 [1]
   --json                print one JSON document {"machine": ..., "runs": [...]}
   --csv                 print CSV, one header line then one line per run
@@ -158,6 +165,7 @@ struct Parser {
     if (name == "free-fraction") return fraction(name, value, &o.free_fraction);
     if (name == "refill") return fraction(name, value, &o.refill);
     if (name == "keys") return integer(name, value, 1, kMaxCount, &o.keys);
+    if (name == "entries") return integer(name, value, 1, kMaxCount, &o.entries);
     if (name == "plot") return png_path(value);
     if (name == "threads") {
       std::size_t t = 0;
@@ -176,8 +184,8 @@ struct Parser {
 
   static bool takes_value(std::string_view name) {
     return name == "workload" || name == "allocator" || name == "size" || name == "count" || name == "ring" ||
-           name == "free-fraction" || name == "seed" || name == "keys" || name == "refill" || name == "threads" ||
-           name == "plot";
+           name == "free-fraction" || name == "seed" || name == "keys" || name == "entries" || name == "refill" ||
+           name == "threads" || name == "plot";
   }
 
   bool run(int argc, const char* const* argv) {

@@ -22,8 +22,9 @@ struct Options {
   double free_fraction = 0.9;           // share of the objects (slab) or keys (kv) freed
   std::uint64_t seed = 1;               // seeds the choice of the freed objects and the value sizes
   std::size_t keys = 400'000;           // entries the kv workload fills
+  std::size_t entries = 400'000;        // entries the xarray workload fills (over all its arrays)
   double refill = 0.0;                  // kv: new keys inserted after the erase, × keys
-  unsigned threads = 1;                 // kv: reader threads
+  unsigned threads = 1;                 // kv, xarray: reader threads
   std::string plot;                     // --plot: PNG file to draw, empty for none
   OutputFormat format = OutputFormat::kTable;
   std::vector<std::string> argv;        // the command line, for the report

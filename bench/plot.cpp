@@ -49,7 +49,9 @@ bool plot_rss(const std::string& path, const std::vector<RunRecord>& runs, std::
     data += block;
     plots += std::string(plots.empty() ? "plot " : ", ") + "$rss index " + std::to_string(index++) +
              " using 0:2:xtic(1) with linespoints lw 2 lc rgb '" + colour_of(r.allocator) + "' dt " +
-             (std::string_view(r.workload) == "kv" ? "1 pt 7" : "2 pt 5") + " title " +
+             (std::string_view(r.workload) == "kv"       ? "1 pt 7"
+              : std::string_view(r.workload) == "xarray" ? "3 pt 9"
+                                                         : "2 pt 5") + " title " +
              quoted(std::string(r.workload) + "/" + std::string(r.allocator));
   }
   if (index == 0) {

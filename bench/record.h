@@ -39,6 +39,7 @@ struct RunRecord {
   std::optional<double> reader_ops_per_s_quiet, reader_p99_us_quiet;  // the same readers without it
   std::optional<double> alloc_ns, free_ns, ns_per_op;
   std::optional<double> total_ms;  // the whole run in its child: set-up, workload, clean-up
+  std::optional<std::uint64_t> nodes_moved;  // XArray nodes migrated by the defrag step (part of objects_moved)
 };
 
 static_assert(std::is_trivially_copyable_v<RunRecord>, "RunRecord travels through a pipe as bytes");

@@ -82,11 +82,13 @@ void print_table(std::FILE* out, const MachineInfo& m, const std::string& setup,
 
   std::fprintf(out,
                "\nRSS = resident bytes after the frees and the allocator's own release call, minus a baseline "
-               "taken before\nthe first allocation; peak = the same right after the allocation (kv: fill) phase; "
-               "defrag MiB = RSS\nafter the defrag step (mslab-defrag only). free 2M = free 2 MiB blocks of mslab's "
-               "page allocator (before/\nafter defrag). reads M/s, p99 us: kv readers, quiet window/during defrag. "
-               "ns/op: slab = alloc ns + free ns;\npair = one alloc+free pair (best of 3 rounds); kv = one insert "
-               "in the fill phase. run ms = the whole\nrun in its child process. Definitions: docs/benchmarks.md.\n");
+               "taken before\nthe first allocation; peak = the same right after the allocation (kv, xarray: fill) "
+               "phase; defrag MiB =\nRSS after the defrag step (mslab-defrag only). free 2M = free 2 MiB blocks of "
+               "mslab's page allocator\n(before/after defrag). reads M/s, p99 us: kv and xarray readers, quiet "
+               "window/during defrag.\nmoved: objects moved by the defrag step (xarray: payloads and XArray nodes). "
+               "ns/op: slab = alloc ns +\nfree ns; pair = one alloc+free pair (best of 3 rounds); kv, xarray = one "
+               "insert in the fill phase.\nrun ms = the whole run in its child process. Definitions: "
+               "docs/benchmarks.md.\n");
   for (const RunRecord& r : runs)
     if (r.status != RunStatus::kOk)
       std::fprintf(out, "%s: %s/%s: %s\n", r.status == RunStatus::kSkipped ? "skipped" : "FAILED", r.workload,

@@ -1,9 +1,10 @@
 # CTest mslab_bench_smoke: runs the default suite small (`--count=20000
-# --keys=20000 --json`) and `--csv`, and checks that the JSON parses, names
+# --keys=20000 --entries=20000 --json`) and `--csv`, and checks that the JSON parses, names
 # the machine, has a run for every (workload, allocator) pair of the
 # default suite — none failed, only jemalloc may be skipped — that every
 # run carries every documented key, and that mslab-defrag's defrag step
-# moved objects and lowered its RSS (slab and kv). Then --plot must write a PNG. Usage:
+# moved objects and lowered its RSS (slab, kv and xarray; a run whose
+# readers or final check found an entry lost or corrupted is "failed"). Then --plot must write a PNG. Usage:
 #   cmake -DBENCH=path/to/mslab-bench -P smoke_test.cmake
 cmake_minimum_required(VERSION 3.25)
 
@@ -11,11 +12,12 @@ set(run_keys workload allocator status note allocator_version object_size object
     live_bytes rss_bytes_peak rss_bytes_before rss_bytes_after ratio_before ratio_after
     free_2m_blocks_before free_2m_blocks_after defrag_ms max_pause_ms objects_moved
     reader_ops_per_s reader_p99_us alloc_ns free_ns ns_per_op settle
-    bytes_copied slabs_freed reader_threads reader_ops_per_s_quiet reader_p99_us_quiet total_ms)
+    bytes_copied slabs_freed reader_threads reader_ops_per_s_quiet reader_p99_us_quiet total_ms
+    nodes_moved)
 set(machine_keys cpu_model cores kernel date compiler build_type sanitizers mslab_check_level
     mslab_version glibc_version mimalloc_version page_fault_ns process_malloc_is_mimalloc command)
 
-execute_process(COMMAND ${BENCH} --count=20000 --keys=20000 --json
+execute_process(COMMAND ${BENCH} --count=20000 --keys=20000 --entries=20000 --json
                 OUTPUT_VARIABLE json ERROR_VARIABLE err RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "mslab-bench --json exited with ${rc}\n${err}")
@@ -59,16 +61,21 @@ foreach(i RANGE ${last})
     if(NOT ns STREQUAL "NUMBER")
       message(FATAL_ERROR "run ${workload}/${allocator}: ns_per_op is ${ns}")
     endif()
-    if(workload STREQUAL "slab" OR workload STREQUAL "kv")
+    if(workload STREQUAL "slab" OR workload STREQUAL "kv" OR workload STREQUAL "xarray")
       string(JSON ratio TYPE "${json}" runs ${i} ratio_after)
       if(NOT ratio STREQUAL "NUMBER")
         message(FATAL_ERROR "run ${workload}/${allocator}: ratio_after is ${ratio}")
       endif()
     endif()
-    if(workload STREQUAL "kv")
+    if(workload STREQUAL "kv" OR workload STREQUAL "xarray")
       string(JSON quiet TYPE "${json}" runs ${i} reader_ops_per_s_quiet)
       if(NOT quiet STREQUAL "NUMBER")
-        message(FATAL_ERROR "run kv/${allocator}: reader_ops_per_s_quiet is ${quiet}")
+        message(FATAL_ERROR "run ${workload}/${allocator}: reader_ops_per_s_quiet is ${quiet}")
+      endif()
+      # 20000 entries, 90 % erased: every survivor was loaded and checked.
+      string(JSON live GET "${json}" runs ${i} objects_live)
+      if(NOT live EQUAL 2000)
+        message(FATAL_ERROR "run ${workload}/${allocator}: ${live} live entries, expected 2000")
       endif()
     endif()
     if(allocator STREQUAL "mslab-defrag")
@@ -84,8 +91,8 @@ foreach(i RANGE ${last})
     endif()
   endif()
 endforeach()
-set(expected_runs slab/mslab-defrag kv/mslab-defrag)
-foreach(workload slab pair kv)
+set(expected_runs slab/mslab-defrag kv/mslab-defrag xarray/mslab-defrag)
+foreach(workload slab pair kv xarray)
   foreach(allocator mslab glibc mimalloc jemalloc)
     list(APPEND expected_runs "${workload}/${allocator}")
   endforeach()
@@ -95,9 +102,24 @@ foreach(run IN LISTS expected_runs)
     message(FATAL_ERROR "no run ${run} in the default suite (runs: ${seen})")
   endif()
 endforeach()
-if(NOT "slab" IN_LIST defrag_checked OR NOT "kv" IN_LIST defrag_checked)
-  message(FATAL_ERROR "slab/ and kv/mslab-defrag did not both run ok (checked: ${defrag_checked})")
-endif()
+foreach(workload slab kv xarray)
+  if(NOT workload IN_LIST defrag_checked)
+    message(FATAL_ERROR "${workload}/mslab-defrag did not run ok (checked: ${defrag_checked})")
+  endif()
+endforeach()
+# xarray/mslab-defrag moves XArray nodes through the library's movable
+# node caches: nodes_moved is a number (it may be 0 when no node slab is
+# sparse enough).
+foreach(i RANGE ${last})
+  string(JSON workload GET "${json}" runs ${i} workload)
+  string(JSON allocator GET "${json}" runs ${i} allocator)
+  if(workload STREQUAL "xarray" AND allocator STREQUAL "mslab-defrag")
+    string(JSON nodes TYPE "${json}" runs ${i} nodes_moved)
+    if(NOT nodes STREQUAL "NUMBER")
+      message(FATAL_ERROR "xarray/mslab-defrag: nodes_moved is ${nodes}")
+    endif()
+  endif()
+endforeach()
 
 execute_process(COMMAND ${BENCH} --count=20000 --csv --workload=slab --allocator=mslab,glibc
                 OUTPUT_VARIABLE csv ERROR_VARIABLE err RESULT_VARIABLE rc)

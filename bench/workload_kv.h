@@ -9,14 +9,13 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
-#include <thread>
 
 #include "bench/adapter_mslab_defrag.h"
+#include "bench/churn_phases.h"
 #include "bench/kv_heap.h"
 #include "bench/kv_readers.h"
 #include "bench/kv_store.h"
@@ -58,14 +57,10 @@ struct KvWorkload {
   static void run(const Options& o, RunRecord& r) {
     using Heap = typename KvHeapOf<A>::type;
     Heap heap;
-    std::string why;
-    if (!heap.open(&why)) return set_outcome(r, RunStatus::kSkipped, why);
-    set_text(r.version, heap.version());
-    r.object_size = 0;  // mixed sizes
+    if (!open_churn_heap(heap, r)) return;
 
     const std::size_t n = o.keys;
-    const std::size_t n_free =
-        std::min(n, static_cast<std::size_t>(std::llround(static_cast<double>(n) * o.free_fraction)));
+    const std::size_t n_free = churn_free_count(n, o.free_fraction);
     const auto n_refill = static_cast<std::size_t>(std::llround(static_cast<double>(n) * o.refill));
     ScratchArray<std::uint64_t> keys(n + n_refill);
     if (!keys.ok()) return set_outcome(r, RunStatus::kFailed, "cannot map the key array");
@@ -90,14 +85,7 @@ struct KvWorkload {
     r.rss_bytes_peak = rss_since(baseline);
     r.objects_allocated = n + n_refill;
 
-    seeded_shuffle(keys.data(), n, o.seed);
-    {
-      Progress progress(label + " erase", n_free);
-      for (std::size_t i = 0; i < n_free; ++i) {
-        store.erase(keys[i]);
-        progress.update(i);
-      }
-    }
+    erase_random(store, keys.data(), n, n_free, o.seed, label);
     if (n_refill > 0) {
       Progress progress(label + " refill", n_refill);
       for (std::size_t i = 0; i < n_refill; ++i) {
@@ -107,67 +95,9 @@ struct KvWorkload {
         progress.update(i);
       }
     }
-    heap.drain();
-    r.free_2m_blocks_before = heap.free_2m_blocks();
-    heap.settle();
-    r.rss_bytes_before = rss_since(baseline);
-    r.objects_live = n - n_free + n_refill;
-    r.live_bytes = store.live_bytes();
-
-    // Readers: a quiet window, then (mslab-defrag) the defrag pass.
-    const std::uint64_t* live_keys = keys.data() + n_free;
-    const std::size_t n_live = n - n_free + n_refill;
-    if (o.threads > 0 && n_live > 0) readers.set_keys(live_keys, n_live);
-    const bool reading = o.threads > 0 && n_live > 0;
-    std::uint64_t quiet_ns = 0, defrag_ns = 0;
-    if (reading) {
-      const std::uint64_t q0 = readers.open(KvReaders<KvStore<Heap>>::kQuiet);
-      std::this_thread::sleep_for(std::chrono::milliseconds(kQuietMs));
-      quiet_ns = now_ns() - q0;
-    }
-    if constexpr (Heap::kMovable) {
-      Progress::show(label + " defrag ...");
-      const std::uint64_t d0 = reading ? readers.open(KvReaders<KvStore<Heap>>::kDefrag) : now_ns();
-      const KvDefragResult d = heap.defrag();
-      defrag_ns = now_ns() - d0;
-      Progress::show("");
-      r.defrag_ms = d.ms;
-      r.max_pause_ms = d.max_pause_ms;
-      r.objects_moved = d.objects_moved;
-      r.bytes_copied = d.bytes_copied;
-      r.slabs_freed = d.slabs_freed;
-    }
-    readers.stop();
-    heap.drain();
-    r.free_2m_blocks_after = heap.free_2m_blocks();
-    heap.settle();
-    r.rss_bytes_after = rss_since(baseline);
     r.ns_per_op = static_cast<double>(t_filled - t_start) / static_cast<double>(std::max<std::size_t>(n, 1));
-    r.reader_threads = o.threads;
-    if (reading) {
-      const ReaderFigures quiet = readers.figures(KvReaders<KvStore<Heap>>::kQuiet, quiet_ns);
-      r.reader_ops_per_s_quiet = quiet.ops_per_s;
-      r.reader_p99_us_quiet = quiet.p99_us;
-      if (Heap::kMovable) {
-        const ReaderFigures during = readers.figures(KvReaders<KvStore<Heap>>::kDefrag, defrag_ns);
-        r.reader_ops_per_s = during.ops_per_s;
-        r.reader_p99_us = during.p99_us;
-      }
-    }
-    if (*r.live_bytes > 0) {
-      r.ratio_before = static_cast<double>(*r.rss_bytes_before) / static_cast<double>(*r.live_bytes);
-      r.ratio_after = static_cast<double>(*r.rss_bytes_after) / static_cast<double>(*r.live_bytes);
-    }
-    if (readers.bad() != 0)
-      return set_outcome(r, RunStatus::kFailed,
-                         std::to_string(readers.bad()) + " reader loads found a missing or wrong value");
-    // Every value survived the erase, refill and any moves intact.
-    for (std::size_t i = 0; i < n_live; ++i) {
-      rcu::ReadGuard guard;
-      const KvValueHead* v = store.load(live_keys[i]);
-      if (v == nullptr || !v->matches(live_keys[i]))
-        return set_outcome(r, RunStatus::kFailed, "key " + std::to_string(live_keys[i]) + " lost or corrupted");
-    }
+    const ChurnTail tail{keys.data() + n_free, n - n_free + n_refill, o.threads, kQuietMs, baseline};
+    measure_churn_tail(heap, store, readers, tail, label, r);
   }
 };
 

@@ -15,9 +15,10 @@
 #include "bench/workload_kv.h"
 #include "bench/workload_pair.h"
 #include "bench/workload_slab.h"
+#include "bench/workload_xarray.h"
 
 namespace mslab::bench {
 
-using AllWorkloads = std::tuple<SlabWorkload, PairWorkload, KvWorkload>;
+using AllWorkloads = std::tuple<SlabWorkload, PairWorkload, KvWorkload, XarrayWorkload>;
 
 }  // namespace mslab::bench
