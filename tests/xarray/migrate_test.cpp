@@ -181,7 +181,11 @@ TEST_CASE("migration: an array destroyed between the phases stays valid until ph
     delete array;  // clear(), a grace period, then waits for the pins
     destroyed.store(true);
   });
-  std::this_thread::sleep_for(50ms);
+  // Wait until the destructor has cleared the array (the object stays valid:
+  // phase 1's pins hold it), however late its thread gets a CPU.
+  for (int waited = 0; !array->empty() && waited < 10000; ++waited) std::this_thread::sleep_for(1ms);
+  REQUIRE(array->empty());
+  std::this_thread::sleep_for(20ms);
   CHECK_FALSE(destroyed.load());  // held by phase 1's pins
   d.phase2();  // takes the (still valid) array's lock, finds the nodes gone
   owner.join();
