@@ -162,6 +162,10 @@ class PageAllocator {
   /// A negative `n` disarms it. Thread-safe.
   void inject_failure(long n, bool sticky = false) noexcept;
 
+  /// Fork support (alloc/fork.h): takes (`lock`) or releases the internal
+  /// lock, so that a child process never inherits it held.
+  void lock_for_fork(bool lock) noexcept;
+
   /// True if `p` lies in a chunk of this allocator.
   bool owns(const void* p) const noexcept;
 
