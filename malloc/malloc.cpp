@@ -26,7 +26,6 @@ namespace mslab {
 namespace detail {
 
 constinit std::atomic<SlabCache*> g_class_cache[kClasses] = {};
-constinit std::atomic<SlabCache*> g_cache_by_tag[MSLAB_MAX_CACHES + 1] = {};
 
 namespace {
 
@@ -111,7 +110,7 @@ SlabCache* class_cache(unsigned c) noexcept {
           cache->destroy();
           return nullptr;
         }
-        g_cache_by_tag[owner_tag_of(probe) & 0xFFFFFF].store(cache, std::memory_order_release);
+        tcache_register_class(c, cache, owner_tag_of(probe) & 0xFFFFFF);
         cache->free(probe);
         g_class_cache[c].store(cache, std::memory_order_release);
       }
@@ -171,9 +170,9 @@ enum class Kind { kNone, kSmall, kMedium, kHuge };
 std::size_t usable(const void* p, Kind* kind) noexcept {
   const std::uint32_t tag = owner_tag_of(p);
   if ((tag >> 24) == static_cast<std::uint32_t>(BlockKind::kSlab)) {
-    if (SlabCache* cache = g_cache_by_tag[tag & 0xFFFFFF].load(std::memory_order_acquire)) {
+    if (const unsigned c1 = g_class_by_tag[tag & 0xFFFFFF].load(std::memory_order_relaxed)) {
       *kind = Kind::kSmall;
-      return cache->object_size();
+      return kClassSize[c1 - 1];
     }
   } else if (tag == kMediumOwner) {
     const PageDesc* page = page_desc_of(p);
@@ -303,6 +302,7 @@ std::size_t usable_size(const void* p) noexcept {
 }
 
 std::size_t trim() noexcept {
+  detail::tcache_flush();
   detail::flush_thread_heap();
   return PageAllocator::global().collect(true);
 }

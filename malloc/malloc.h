@@ -22,6 +22,7 @@
 #include "alloc/page_allocator.h"
 #include "alloc/slab_cache.h"
 #include "malloc/size_class.h"
+#include "malloc/tcache.h"
 
 namespace mslab {
 
@@ -63,11 +64,9 @@ std::size_t trim() noexcept;
 
 namespace detail {
 
-// One cache per class, created on first use (nullptr until then); and for
-// every cache id, the cache if it is one of ours (a free's owner tag leads
-// straight to it). Written once each, under the init lock.
+// One cache per class, created on first use (nullptr until then), written
+// once under the init lock after its ClassInfo (tcache.h).
 extern constinit std::atomic<SlabCache*> g_class_cache[kClasses];
-extern constinit std::atomic<SlabCache*> g_cache_by_tag[MSLAB_MAX_CACHES + 1];
 
 void* malloc_slow(std::size_t size) noexcept;
 void free_slow(void* p) noexcept;
@@ -77,9 +76,13 @@ void free_slow(void* p) noexcept;
 // ---------------------------------------------------------------------------
 // Fast paths.
 
+// Small sizes: this thread's stack of the class, else the class cache's
+// per-thread slab. Frees of small objects go onto this thread's stack.
 MSLAB_ALWAYS_INLINE void* malloc(std::size_t size) noexcept {
   if (MSLAB_LIKELY(size <= detail::kSmallMax)) {
-    SlabCache* cache = detail::g_class_cache[detail::class_of(size)].load(std::memory_order_acquire);
+    const unsigned c = detail::class_of(size);
+    if (void* p = detail::tcache_pop(c); MSLAB_LIKELY(p != nullptr)) return p;
+    SlabCache* cache = detail::g_class_cache[c].load(std::memory_order_acquire);
     if (MSLAB_LIKELY(cache != nullptr)) {
       if (void* p = cache->alloc(); MSLAB_LIKELY(p != nullptr)) return p;
     }
@@ -90,8 +93,8 @@ MSLAB_ALWAYS_INLINE void* malloc(std::size_t size) noexcept {
 MSLAB_ALWAYS_INLINE void free(void* p) noexcept {
   const std::uint32_t tag = detail::owner_tag_of(p);
   if (MSLAB_LIKELY((tag >> 24) == static_cast<std::uint32_t>(BlockKind::kSlab))) {
-    SlabCache* cache = detail::g_cache_by_tag[tag & 0xFFFFFF].load(std::memory_order_acquire);
-    if (MSLAB_LIKELY(cache != nullptr)) return cache->free(p);
+    const unsigned c1 = detail::g_class_by_tag[tag & 0xFFFFFF].load(std::memory_order_relaxed);
+    if (MSLAB_LIKELY(c1 != 0)) return detail::tcache_free(p, c1 - 1);
   }
   detail::free_slow(p);
 }
