@@ -6,7 +6,8 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEB_PACKAGES = cmake g++ make pkg-config liburcu-dev libboost-dev doctest-dev \
-               libmimalloc-dev libjemalloc-dev libbenchmark-dev clang-14 libclang-rt-14-dev
+               libmimalloc-dev libjemalloc-dev libbenchmark-dev clang-14 libclang-rt-14-dev \
+               python3 git sqlite3
 
 .PHONY: test run deps configure build clean
 

@@ -3,6 +3,7 @@
 // written with one write(2) each.
 #include "malloc/stats.h"
 
+#include <cstdarg>
 #include <cstdio>
 
 #include "alloc/platform.h"
@@ -13,10 +14,12 @@
 namespace mslab {
 namespace {
 
-template <class... Args>
-void line(const char* format, Args... args) noexcept {
+__attribute__((format(printf, 1, 2))) void line(const char* format, ...) noexcept {
   char text[256];
-  std::snprintf(text, sizeof text, format, args...);
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(text, sizeof text, format, args);
+  va_end(args);
   os::write_error_line(text);
 }
 
