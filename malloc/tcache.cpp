@@ -14,6 +14,7 @@
 #include "alloc/error.h"
 #include "alloc/meta_pool.h"
 #include "alloc/slab_geometry.h"
+#include "alloc/thread_heap.h"
 
 namespace mslab::detail {
 namespace {
@@ -52,6 +53,9 @@ void on_thread_exit(void* arg) noexcept {
 }
 
 TCache* create() noexcept {
+  // A thread that only frees (a consumer) has no slab-layer heap yet;
+  // without one every overflow free would take its cache's lock.
+  if (tl_heap == nullptr) create_thread_heap();
   std::call_once(g_key_once, [] { pthread_key_create(&g_exit_key, on_thread_exit); });
   auto* tc = static_cast<TCache*>(meta_alloc(sizeof(TCache)));
   if (tc == nullptr) return nullptr;
