@@ -80,3 +80,15 @@ MSLAB_EXPORT void* pvalloc(std::size_t size) noexcept {
 MSLAB_EXPORT std::size_t malloc_usable_size(void* p) noexcept { return mslab::usable_size(p); }
 
 MSLAB_EXPORT int malloc_trim(std::size_t) noexcept { return mslab::trim() != 0 ? 1 : 0; }
+
+// glibc's internal entry points: a few programs and libraries call them
+// directly, and their blocks must come from (and go back to) mslab too.
+MSLAB_EXPORT void* __libc_malloc(std::size_t size) noexcept { return mslab::malloc(size); }
+MSLAB_EXPORT void __libc_free(void* p) noexcept { mslab::free(p); }
+MSLAB_EXPORT void* __libc_calloc(std::size_t n, std::size_t size) noexcept { return mslab::calloc(n, size); }
+MSLAB_EXPORT void* __libc_realloc(void* p, std::size_t size) noexcept { return mslab::realloc(p, size); }
+MSLAB_EXPORT void* __libc_memalign(std::size_t alignment, std::size_t size) noexcept {
+  return memalign(alignment, size);
+}
+MSLAB_EXPORT void* __libc_valloc(std::size_t size) noexcept { return valloc(size); }
+MSLAB_EXPORT void* __libc_pvalloc(std::size_t size) noexcept { return pvalloc(size); }
