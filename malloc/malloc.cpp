@@ -171,8 +171,13 @@ std::size_t usable(const void* p, Kind* kind) noexcept {
   const std::uint32_t tag = owner_tag_of(p);
   if ((tag >> 24) == static_cast<std::uint32_t>(BlockKind::kSlab)) {
     if (const unsigned c1 = g_class_by_tag[tag & 0xFFFFFF].load(std::memory_order_relaxed)) {
-      *kind = Kind::kSmall;
-      return kClassSize[c1 - 1];
+      if (is_object_start(g_class_info[c1 - 1], p)) {
+        *kind = Kind::kSmall;
+        return kClassSize[c1 - 1];
+      }
+      report_error(ErrorCode::kInteriorPointer, kName, p, "pointer is inside an object, not at its start");
+      *kind = Kind::kNone;
+      return 0;
     }
   } else if (tag == kMediumOwner) {
     const PageDesc* page = page_desc_of(p);

@@ -148,6 +148,9 @@ TEST_CASE("bad pointers are reported and ignored") {
     auto* p = static_cast<char*>(mslab::malloc(64));
     mslab::free(p + 16);
     CHECK(errors.saw(ErrorCode::kInteriorPointer));
+    CHECK(mslab::usable_size(p + 16) == 0);
+    CHECK(mslab::realloc(p + 16, 100) == nullptr);
+    CHECK(errors.codes().size() == 4);
     mslab::free(p);
     mslab::free(p);
     mslab::detail::flush_thread_heap();  // a buffered double free is found at the flush
