@@ -21,6 +21,7 @@
 #include "malloc/huge.h"
 #include "malloc/options.h"
 #include "malloc/stats.h"
+#include "malloc/transfer.h"
 
 namespace mslab {
 namespace detail {
@@ -42,6 +43,7 @@ constinit std::atomic<std::size_t> g_medium_bytes{0};
 
 void prepare_fork() noexcept {
   g_init_lock.lock();
+  transfer_lock_for_fork(true);
   huge_lock_for_fork(true);
   fork_prepare();
 }
@@ -49,12 +51,14 @@ void prepare_fork() noexcept {
 void after_fork_parent() noexcept {
   fork_parent();
   huge_lock_for_fork(false);
+  transfer_lock_for_fork(false);
   g_init_lock.unlock();
 }
 
 void after_fork_child() noexcept {
   fork_child();
   huge_lock_for_fork(false);
+  transfer_lock_for_fork(false);
   g_init_lock.unlock();
 }
 
@@ -308,6 +312,7 @@ std::size_t usable_size(const void* p) noexcept {
 
 std::size_t trim() noexcept {
   detail::tcache_flush();
+  detail::transfer_drain();
   detail::flush_thread_heap();
   return PageAllocator::global().collect(true);
 }

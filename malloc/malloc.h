@@ -23,6 +23,7 @@
 #include "alloc/slab_cache.h"
 #include "malloc/size_class.h"
 #include "malloc/tcache.h"
+#include "malloc/transfer.h"
 
 namespace mslab {
 
@@ -76,12 +77,15 @@ void free_slow(void* p) noexcept;
 // ---------------------------------------------------------------------------
 // Fast paths.
 
-// Small sizes: this thread's stack of the class, else the class cache's
-// per-thread slab. Frees of small objects go onto this thread's stack.
+// Small sizes: this thread's stack of the class, else a batch from the
+// class's transfer pool, else the class cache's per-thread slab. Frees of
+// small objects go onto this thread's stack.
 MSLAB_ALWAYS_INLINE void* malloc(std::size_t size) noexcept {
   if (MSLAB_LIKELY(size <= detail::kSmallMax)) {
     const unsigned c = detail::class_of(size);
     if (void* p = detail::tcache_pop(c); MSLAB_LIKELY(p != nullptr)) return p;
+    if (MSLAB_UNLIKELY(detail::g_transfer_batches[c].load(std::memory_order_relaxed) != 0))
+      if (void* p = detail::tcache_refill(c)) return p;
     SlabCache* cache = detail::g_class_cache[c].load(std::memory_order_acquire);
     if (MSLAB_LIKELY(cache != nullptr)) {
       if (void* p = cache->alloc(); MSLAB_LIKELY(p != nullptr)) return p;

@@ -15,6 +15,7 @@
 #include "alloc/meta_pool.h"
 #include "alloc/slab_geometry.h"
 #include "alloc/thread_heap.h"
+#include "malloc/transfer.h"
 
 namespace mslab::detail {
 namespace {
@@ -107,11 +108,22 @@ void tcache_push_slow(void* p, unsigned c) noexcept {
   if (bin.count == bin.max) {
     // Free the older half (the colder objects); the newer half moves down.
     const unsigned half = bin.max / 2;
-    release(tc, c, 0, half);
+    if (!transfer_put(c, bin.slots, half)) release(tc, c, 0, half);
     std::memmove(bin.slots, bin.slots + half, (bin.count - half) * sizeof(void*));
     bin.count -= half;
   }
   bin.slots[bin.count++] = p;
+}
+
+void* tcache_refill(unsigned c) noexcept {
+  TCache* tc = tl_tcache;
+  if (tc == &g_placeholder_initial) tc = create();
+  if (tc == nullptr || is_placeholder(tc)) return nullptr;
+  TCache::Bin& bin = tc->bins[c];
+  if (bin.count != 0) return tcache_pop(c);
+  // A batch is half a stack of this class: it always fits.
+  bin.count = transfer_take(c, bin.slots);
+  return tcache_pop(c);
 }
 
 void tcache_flush() noexcept {

@@ -87,6 +87,11 @@ void tcache_register_class(unsigned c, SlabCache* cache, std::uint32_t tag) noex
 /// older half of a full one; then pushes `p` or frees it to the cache.
 void tcache_push_slow(void* p, unsigned c) noexcept;
 
+/// The stack of class `c` is empty: refills it with a batch from the
+/// transfer pool (creating this thread's stacks if needed) and pops one;
+/// nullptr when the pool has none.
+void* tcache_refill(unsigned c) noexcept;
+
 /// Frees every stacked object of the calling thread to the class caches.
 void tcache_flush() noexcept;
 

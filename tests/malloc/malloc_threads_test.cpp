@@ -13,6 +13,7 @@
 #include "alloc/platform.h"
 #include "malloc/malloc.h"
 #include "malloc/stats.h"
+#include "tests/malloc/malloc_test_util.h"
 
 using namespace mslab;
 
@@ -67,6 +68,32 @@ TEST_CASE("objects allocated in one thread are freed in another") {
   }
   consumer.join();
   CHECK(bad.load() == 0);
+}
+
+TEST_CASE("objects parked in a transfer pool: reused by another thread, double frees still caught") {
+  if (!detail::kTCacheEnabled) return;  // AddressSanitizer builds: no stacks, no pools
+  std::vector<void*> objects;
+  for (int i = 0; i < 300; ++i) objects.push_back(mslab::malloc(48));
+  std::thread freer([&] {
+    for (void* p : objects) mslab::free(p);  // the stack overflows into the pool
+  });
+  freer.join();
+  CHECK(detail::g_transfer_batches[detail::class_of(48)].load() > 0);
+  {
+    test::ErrorCapture errors;
+    mslab::free(objects[0]);  // the oldest: parked in a batch
+    CHECK(errors.saw(ErrorCode::kDoubleFree));
+  }
+  // This thread's empty stack takes batches back; the objects are reused.
+  std::vector<void*> again;
+  for (int i = 0; i < 300; ++i) again.push_back(mslab::malloc(48));
+  std::size_t reused = 0;
+  for (void* p : again)
+    for (void* q : objects) reused += p == q;
+  CHECK(reused >= 32);
+  for (void* p : again) mslab::free(p);
+  mslab::trim();
+  CHECK(detail::g_transfer_batches[detail::class_of(48)].load() == 0);
 }
 
 TEST_CASE("threads exchange objects in both directions and exit holding caches") {
