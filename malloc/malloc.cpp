@@ -210,6 +210,16 @@ void medium_counts(std::size_t* blocks, std::size_t* bytes) noexcept {
   *bytes = g_medium_bytes.load(std::memory_order_relaxed);
 }
 
+void* malloc_small(unsigned c) noexcept {
+  if (MSLAB_UNLIKELY(g_transfer_batches[c].load(std::memory_order_relaxed) != 0))
+    if (void* p = tcache_refill(c)) return p;
+  SlabCache* cache = g_class_cache[c].load(std::memory_order_acquire);
+  if (MSLAB_LIKELY(cache != nullptr)) {
+    if (void* p = cache->alloc(); MSLAB_LIKELY(p != nullptr)) return p;
+  }
+  return malloc_slow(kClassSize[c]);
+}
+
 void* malloc_slow(std::size_t size) noexcept {
   void* p;
   if (size <= kSmallMax)

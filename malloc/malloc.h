@@ -70,6 +70,9 @@ namespace detail {
 extern constinit std::atomic<SlabCache*> g_class_cache[kClasses];
 
 void* malloc_slow(std::size_t size) noexcept;
+// Class c's stack is empty: a transfer batch, else the class cache (out of
+// line, so that the inlined malloc stays small).
+void* malloc_small(unsigned c) noexcept;
 void free_slow(void* p) noexcept;
 
 }  // namespace detail
@@ -84,12 +87,7 @@ MSLAB_ALWAYS_INLINE void* malloc(std::size_t size) noexcept {
   if (MSLAB_LIKELY(size <= detail::kSmallMax)) {
     const unsigned c = detail::class_of(size);
     if (void* p = detail::tcache_pop(c); MSLAB_LIKELY(p != nullptr)) return p;
-    if (MSLAB_UNLIKELY(detail::g_transfer_batches[c].load(std::memory_order_relaxed) != 0))
-      if (void* p = detail::tcache_refill(c)) return p;
-    SlabCache* cache = detail::g_class_cache[c].load(std::memory_order_acquire);
-    if (MSLAB_LIKELY(cache != nullptr)) {
-      if (void* p = cache->alloc(); MSLAB_LIKELY(p != nullptr)) return p;
-    }
+    return detail::malloc_small(c);
   }
   return detail::malloc_slow(size);
 }

@@ -115,6 +115,8 @@ void tcache_push_slow(void* p, unsigned c) noexcept {
   bin.slots[bin.count++] = p;
 }
 
+void free_to_cache(void* p, unsigned c) noexcept { g_class_info[c].cache->free(p); }
+
 void* tcache_refill(unsigned c) noexcept {
   TCache* tc = tl_tcache;
   if (tc == &g_placeholder_initial) tc = create();

@@ -98,6 +98,10 @@ void tcache_flush() noexcept;
 /// Reports the double free of `p` (its key was found on a free).
 void tcache_double_free(void* p) noexcept;
 
+/// Frees `p` straight to class `c`'s cache (kept out of line, so that the
+/// inlined fast paths stay small and need no saved registers).
+void free_to_cache(void* p, unsigned c) noexcept;
+
 /// True if `p` is the start of an object slot of class `c`.
 MSLAB_ALWAYS_INLINE bool is_object_start(const ClassInfo& info, const void* p) noexcept {
   const auto in_slab = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(p) & info.offset_mask);
@@ -119,7 +123,7 @@ MSLAB_ALWAYS_INLINE void* tcache_pop(unsigned c) noexcept {
 /// Frees `p`, an object of class `c` (a pointer with that class's tag).
 MSLAB_ALWAYS_INLINE void tcache_free(void* p, unsigned c) noexcept {
   const ClassInfo& info = g_class_info[c];
-  if (!kTCacheEnabled || MSLAB_UNLIKELY(!is_object_start(info, p))) return info.cache->free(p);
+  if (!kTCacheEnabled || MSLAB_UNLIKELY(!is_object_start(info, p))) return free_to_cache(p, c);
   if constexpr (kCheapChecks) {
     auto* word = static_cast<std::uint64_t*>(p);
     if (MSLAB_UNLIKELY(*word == g_tcache_key)) return tcache_double_free(p);
