@@ -1,5 +1,5 @@
-// Transfer pools (transfer.h). One mutex per class: a put or take moves a
-// whole batch, so the lock is taken once per 16–32 objects. Batch records
+// Transfer pools (transfer.h). One mutex for all classes: a put or take
+// moves a whole batch, so the lock is taken once per 1–32 objects. Batch records
 // come from the metadata pool and are kept on the class's spare list.
 #include "malloc/transfer.h"
 
@@ -22,11 +22,14 @@ struct Batch {
 };
 
 struct Pool {
-  std::mutex lock;
   Batch* full = nullptr;   // parked batches
   Batch* spare = nullptr;  // empty records for reuse
 };
 
+// One lock for every class: it is taken once per batch, and fork() must
+// hold it — one lock instead of 41 keeps the locks held across fork few
+// (ThreadSanitizer's deadlock detector tracks at most 64 per thread).
+constinit std::mutex g_lock;
 constinit Pool g_pools[kClasses];
 
 std::uint32_t max_batches(unsigned c) noexcept {
@@ -42,7 +45,7 @@ constinit std::atomic<std::uint32_t> g_transfer_batches[kClasses] = {};
 bool transfer_put(unsigned c, void* const* objects, unsigned n) noexcept {
   if (n == 0 || n > kBatchMax) return false;
   Pool& pool = g_pools[c];
-  std::lock_guard guard(pool.lock);
+  std::lock_guard guard(g_lock);
   const std::uint32_t batches = g_transfer_batches[c].load(std::memory_order_relaxed);
   if (batches >= max_batches(c)) return false;
   Batch* b = pool.spare;
@@ -61,7 +64,7 @@ bool transfer_put(unsigned c, void* const* objects, unsigned n) noexcept {
 
 unsigned transfer_take(unsigned c, void** out) noexcept {
   Pool& pool = g_pools[c];
-  std::lock_guard guard(pool.lock);
+  std::lock_guard guard(g_lock);
   Batch* b = pool.full;
   if (b == nullptr) return 0;
   pool.full = b->next;
@@ -86,12 +89,10 @@ void transfer_drain() noexcept {
 }
 
 void transfer_lock_for_fork(bool lock) noexcept {
-  for (unsigned c = 0; c < kClasses; ++c) {
-    if (lock)
-      g_pools[c].lock.lock();
-    else
-      g_pools[kClasses - 1 - c].lock.unlock();
-  }
+  if (lock)
+    g_lock.lock();
+  else
+    g_lock.unlock();
 }
 
 }  // namespace mslab::detail

@@ -24,7 +24,7 @@ extern constinit std::atomic<std::uint32_t> g_transfer_batches[kClasses];
 
 /// Parks `n` objects of class `c` as one batch. False when the pool is full
 /// or no batch record can be had: the caller frees them itself. Takes the
-/// pool's lock.
+/// pools' lock.
 bool transfer_put(unsigned c, void* const* objects, unsigned n) noexcept;
 
 /// Moves one batch of class `c` into `out` and returns its size (0: none).
@@ -33,7 +33,7 @@ unsigned transfer_take(unsigned c, void** out) noexcept;
 /// Frees every parked object to its class cache (trim). Clears the keys.
 void transfer_drain() noexcept;
 
-/// Fork support: takes or releases every pool lock.
+/// Fork support: takes or releases the pools' lock.
 void transfer_lock_for_fork(bool lock) noexcept;
 
 }  // namespace mslab::detail
