@@ -1,6 +1,7 @@
 // Transfer pools (transfer.h). One mutex for all classes: a put or take
-// moves a whole batch, so the lock is taken once per 1–32 objects. Batch records
-// come from the metadata pool and are kept on the class's spare list.
+// moves a whole batch, so the lock is taken once per 1–32 objects. Batch
+// records come from the metadata pool and are kept on the class's spare
+// list.
 #include "malloc/transfer.h"
 
 #include <cstring>
