@@ -57,10 +57,17 @@ struct Result {
   long peak_rss_kib = 0;
 };
 
+// True if `list` (comma-separated, empty = everything) names `name`.
 bool in_list(const std::string& list, const char* name) {
   if (list.empty()) return true;
-  const std::string padded = "," + list + ",";
-  return padded.find("," + std::string(name) + ",") != std::string::npos;
+  const std::size_t n = std::strlen(name);
+  for (std::size_t start = 0; start <= list.size();) {
+    std::size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    if (end - start == n && list.compare(start, n, name) == 0) return true;
+    start = end + 1;
+  }
+  return false;
 }
 
 // Child: run one workload, print "ok <ops> <ns> <checksum>" or "bad <why>".
