@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 # libabsl-dev, libjudy-dev: mslab-xarray-bench baselines; gnuplot-nox: mslab-bench --plot.
 DEB_PACKAGES = cmake g++ make pkg-config liburcu-dev libboost-dev doctest-dev \
                libmimalloc-dev libjemalloc-dev libbenchmark-dev clang-14 libclang-rt-14-dev \
-               libabsl-dev libjudy-dev gnuplot-nox
+               libabsl-dev libjudy-dev gnuplot-nox python3 git sqlite3
 
 .PHONY: test run deps configure build clean
 

@@ -88,4 +88,11 @@ void meta_free(void* ptr, std::size_t size) noexcept {
 
 std::size_t meta_mapped_bytes() noexcept { return pool().mapped.load(std::memory_order_relaxed); }
 
+void meta_lock_for_fork(bool lock) noexcept {
+  if (lock)
+    pool().lock.lock();
+  else
+    pool().lock.unlock();
+}
+
 }  // namespace mslab::detail

@@ -18,6 +18,9 @@ void* meta_alloc(std::size_t size) noexcept;
 /// Returns a record from meta_alloc() with the same `size`. Thread-safe.
 void meta_free(void* p, std::size_t size) noexcept;
 
+/// Fork support (alloc/fork.h): takes (`lock`) or releases the pool lock.
+void meta_lock_for_fork(bool lock) noexcept;
+
 /// Bytes of metadata currently mapped from the OS.
 std::size_t meta_mapped_bytes() noexcept;
 

@@ -76,6 +76,12 @@ class PageAllocatorImpl {
     policy_ = policy;
     maintain(now_ms(), false);
   }
+  void lock_for_fork(bool lock) noexcept {
+    if (lock)
+      lock_.lock();
+    else
+      lock_.unlock();
+  }
 
  private:
   using FreeList = bi::list<PageDesc, bi::member_hook<PageDesc, ListHook, &PageDesc::free_hook>,
@@ -471,6 +477,8 @@ bool PageAllocator::free_block(void* block) noexcept {
   chunk->owner->free(block, page.order);
   return true;
 }
+
+void PageAllocator::lock_for_fork(bool lock) noexcept { impl_->lock_for_fork(lock); }
 
 bool PageAllocator::owns(const void* p) const noexcept {
   detail::ChunkDesc* chunk = detail::chunk_of(p);

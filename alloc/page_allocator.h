@@ -178,6 +178,9 @@ class PageAllocator {
   /// -1 if `p` is not in a chunk of this allocator. Thread-safe; takes the
   /// lock; the answer may be stale at once.
   long chunk_free_pages(const void* p) const noexcept;
+  /// Fork support (alloc/fork.h): takes (`lock`) or releases the internal
+  /// lock, so that a child process never inherits it held.
+  void lock_for_fork(bool lock) noexcept;
 
   /// True if `p` lies in a chunk of this allocator.
   bool owns(const void* p) const noexcept;

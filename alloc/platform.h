@@ -27,6 +27,12 @@ void* reserve_aligned(std::size_t size, std::size_t alignment) noexcept;
 /// Gives back a range obtained from reserve_aligned() (whole or a part).
 void release(void* addr, std::size_t size) noexcept;
 
+/// Resizes a range from reserve_aligned() (page alignment) to `new_size`,
+/// moving it if it cannot grow in place (mremap MAYMOVE). Growth counts
+/// against the reservation limit and the failure plan. Returns the new
+/// address, or nullptr (the old range untouched) on failure.
+void* resize(void* addr, std::size_t old_size, std::size_t new_size) noexcept;
+
 /// Drops the physical pages behind a range while keeping it mapped: resident
 /// memory falls at once, the next touch reads zeros (MADV_DONTNEED).
 void purge(void* addr, std::size_t size) noexcept;

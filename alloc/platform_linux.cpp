@@ -75,6 +75,29 @@ void release(void* addr, std::size_t size) noexcept {
   g_reserved.fetch_sub(size, std::memory_order_relaxed);
 }
 
+void* resize(void* addr, std::size_t old_size, std::size_t new_size) noexcept {
+  if (new_size > old_size) {
+    if (injected_failure()) return nullptr;
+    const std::size_t grow = new_size - old_size;
+    const std::size_t limit = g_limit.load(std::memory_order_relaxed);
+    const std::size_t before = g_reserved.fetch_add(grow, std::memory_order_relaxed);
+    if (limit != 0 && before + grow > limit) {
+      g_reserved.fetch_sub(grow, std::memory_order_relaxed);
+      return nullptr;
+    }
+    void* p = ::mremap(addr, old_size, new_size, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) {
+      g_reserved.fetch_sub(grow, std::memory_order_relaxed);
+      return nullptr;
+    }
+    return p;
+  }
+  void* p = ::mremap(addr, old_size, new_size, 0);  // shrinking never moves
+  if (p == MAP_FAILED) return nullptr;
+  g_reserved.fetch_sub(old_size - new_size, std::memory_order_relaxed);
+  return p;
+}
+
 void purge(void* addr, std::size_t size) noexcept {
   ::madvise(addr, size, MADV_DONTNEED);
 }

@@ -223,6 +223,7 @@ class SlabCache {
   static std::size_t count_allocated(const detail::Slab* slab) noexcept;
 
   friend void detail::flush_heap(detail::ThreadHeap* heap, bool release) noexcept;
+  friend void detail::lock_caches_for_fork(bool lock) noexcept;
   friend struct SlabCacheTestAccess;
 
   // --- immutable after create()

@@ -99,6 +99,19 @@ void flush_heap(ThreadHeap* heap, bool release) noexcept {
   }
 }
 
+void lock_caches_for_fork(bool lock) noexcept {
+  Registry& r = registry();
+  if (lock) {
+    r.lock.lock();
+    for (SlabCache* c : r.caches)
+      if (c != nullptr) c->lock_.lock();
+    return;
+  }
+  for (std::size_t i = MSLAB_MAX_CACHES; i-- > 0;)
+    if (r.caches[i] != nullptr) r.caches[i]->lock_.unlock();
+  r.lock.unlock();
+}
+
 void flush_thread_heap() noexcept {
   if (tl_heap != nullptr) flush_heap(tl_heap);
 }

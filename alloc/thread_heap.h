@@ -66,6 +66,11 @@ void flush_thread_heap() noexcept;
 /// thread or its exit hook. Takes the registry lock.
 void flush_heap(ThreadHeap* heap, bool release = false) noexcept;
 
+/// Fork support (alloc/fork.h): with `lock`, takes the registry lock and
+/// then every registered cache's lock (the documented order); without,
+/// releases them in reverse. Called around fork() only.
+void lock_caches_for_fork(bool lock) noexcept;
+
 // Cache ids. register_cache() returns an id < MSLAB_MAX_CACHES and the serial
 // to record in heap entries, or false when every id is taken.
 bool register_cache(SlabCache* cache, std::uint32_t* id, std::uint64_t* serial) noexcept;

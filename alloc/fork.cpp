@@ -1,0 +1,30 @@
+// Fork handlers (fork.h): lock order as in thread_heap.cpp and
+// slab_cache.cpp — registry, caches, page allocator, metadata pool.
+#include "alloc/fork.h"
+
+#include "alloc/meta_pool.h"
+#include "alloc/page_allocator.h"
+#include "alloc/thread_heap.h"
+
+namespace mslab {
+namespace {
+
+void unlock_all() noexcept {
+  detail::meta_lock_for_fork(false);
+  PageAllocator::global().lock_for_fork(false);
+  detail::lock_caches_for_fork(false);
+}
+
+}  // namespace
+
+void fork_prepare() noexcept {
+  detail::lock_caches_for_fork(true);
+  PageAllocator::global().lock_for_fork(true);
+  detail::meta_lock_for_fork(true);
+}
+
+void fork_parent() noexcept { unlock_all(); }
+
+void fork_child() noexcept { unlock_all(); }
+
+}  // namespace mslab

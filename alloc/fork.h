@@ -1,0 +1,25 @@
+// Fork support: the three pthread_atfork handlers that make fork() safe
+// while other threads allocate. prepare takes every lock of the slab layer
+// in the documented order (cache registry → each cache → the global page
+// allocator → the metadata pool); parent and child release them, so the
+// child never inherits a lock held by a thread that does not exist there.
+// The malloc layer registers them; a program using slab caches directly
+// may register them itself. Depends on: thread_heap, page_allocator,
+// meta_pool.
+#pragma once
+
+namespace mslab {
+
+/// Call right before fork() (pthread_atfork "prepare"). Blocks until every
+/// lock is free; the calling thread must hold none of them.
+void fork_prepare() noexcept;
+
+/// Call in the parent right after fork(). Releases what fork_prepare took.
+void fork_parent() noexcept;
+
+/// Call in the child right after fork(). Releases what fork_prepare took.
+/// Other threads' per-thread slabs stay theirs: their free slots are lost
+/// to the child, which is correct but not reclaimed.
+void fork_child() noexcept;
+
+}  // namespace mslab

@@ -1,0 +1,141 @@
+// The per-thread front cache of the general allocator (as jemalloc's
+// tcache): for every size class, a small stack of freed objects that the
+// same thread's next malloc of that class takes back without touching the
+// slab layer. A free pushes onto the *freeing* thread's stack whichever
+// thread allocated the object, so producer/consumer and server workloads
+// recycle objects locally; the slab layer sees them again only when a
+// stack overflows (its older half is freed to the class cache) and at
+// thread exit (everything is).
+//
+// Double frees stay detected: an object on a stack carries the process's
+// random key in its first 8 bytes; a free that finds the key there is
+// reported (kDoubleFree). The key is cleared when the object leaves the
+// stack. A pointer that is not the start of an object of its class is
+// never stacked: the class cache's own free reports it.
+//
+// Objects on a stack count as live in the slab caches' statistics. Under
+// AddressSanitizer the stacks are off, so freed objects are poisoned by the
+// slab layer at once.
+// Depends on: size_class, alloc/slab_cache, alloc/slab_geometry.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/config.h"
+#include "alloc/sanitizer.h"
+#include "alloc/slab_cache.h"
+#include "malloc/size_class.h"
+
+namespace mslab::detail {
+
+#ifdef MSLAB_ASAN
+inline constexpr bool kTCacheEnabled = false;
+#else
+inline constexpr bool kTCacheEnabled = true;
+#endif
+
+/// Stack depth per class: 32 KiB worth of objects, at least 2, at most 64.
+constexpr std::uint16_t tcache_depth(unsigned c) noexcept {
+  const std::size_t n = 32768 / kClassSize[c];
+  return static_cast<std::uint16_t>(n < 2 ? 2 : n > 64 ? 64 : n);
+}
+
+inline constexpr std::array<std::uint16_t, kClasses + 1> kTCacheOffset = [] {
+  std::array<std::uint16_t, kClasses + 1> off{};
+  for (unsigned c = 0; c < kClasses; ++c) off[c + 1] = static_cast<std::uint16_t>(off[c] + tcache_depth(c));
+  return off;
+}();
+
+struct TCache {
+  struct Bin {
+    void** slots;         // this class's part of `storage`
+    std::uint32_t count;  // objects on the stack
+    std::uint32_t max;    // 0 in the placeholder caches: nothing is ever pushed
+  };
+  Bin bins[kClasses];
+  void* storage[kTCacheOffset[kClasses]];
+};
+
+// Geometry of a class's slabs (all alike), for the start-of-object check on
+// the free path without reading a slab header. Written once, before the
+// class cache is published.
+struct alignas(32) ClassInfo {
+  SlabCache* cache;
+  std::uint64_t recip;           // ceil(2^42 / stride), as the slab layer's
+  std::uint32_t offset_mask;     // slab bytes - 1 (slabs are aligned to their size)
+  std::uint32_t objects_offset;  // of slot 0 from the slab start
+  std::uint32_t stride;
+  std::uint32_t objects_end;     // objects_offset + capacity * stride
+};
+
+extern ClassInfo g_class_info[kClasses];
+// Class + 1 of the cache with owner tag t (0: not a malloc class).
+extern constinit std::atomic<std::uint8_t> g_class_by_tag[MSLAB_MAX_CACHES + 1];
+extern std::uint64_t g_tcache_key;
+
+// This thread's stacks. Starts as a placeholder with every max = 0 (the
+// first push creates the real one); set to another placeholder at thread
+// exit, so late frees go straight to the slab layer.
+extern constinit thread_local TCache* tl_tcache __attribute__((tls_model("initial-exec")));
+
+/// Records class `c`'s geometry (called when its cache is created).
+void tcache_register_class(unsigned c, SlabCache* cache, std::uint32_t tag) noexcept;
+
+/// A push that found no room: creates this thread's stacks, or frees the
+/// older half of a full one; then pushes `p` or frees it to the cache.
+void tcache_push_slow(void* p, unsigned c) noexcept;
+
+/// The stack of class `c` is empty: refills it with a batch from the
+/// transfer pool (creating this thread's stacks if needed) and pops one;
+/// nullptr when the pool has none.
+void* tcache_refill(unsigned c) noexcept;
+
+/// Frees every stacked object of the calling thread to the class caches.
+void tcache_flush() noexcept;
+
+/// Reports the double free of `p` (its key was found on a free).
+void tcache_double_free(void* p) noexcept;
+
+/// Frees `p` straight to class `c`'s cache (kept out of line, so that the
+/// inlined fast paths stay small and need no saved registers).
+void free_to_cache(void* p, unsigned c) noexcept;
+
+/// True if `p` is the start of an object slot of class `c`.
+MSLAB_ALWAYS_INLINE bool is_object_start(const ClassInfo& info, const void* p) noexcept {
+  const auto in_slab = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(p) & info.offset_mask);
+  const std::uint64_t offset = in_slab - std::uint64_t{info.objects_offset};  // huge if below slot 0
+  const std::uint64_t i = (offset * info.recip) >> 42;
+  return in_slab < info.objects_end && i * info.stride == offset;
+}
+
+/// Pops an object of class `c`, or nullptr when the stack is empty.
+MSLAB_ALWAYS_INLINE void* tcache_pop(unsigned c) noexcept {
+  TCache* tc = tl_tcache;
+  TCache::Bin& bin = tc->bins[c];
+  if (bin.count == 0) return nullptr;
+  void* p = bin.slots[--bin.count];
+  if constexpr (kCheapChecks) *static_cast<std::uint64_t*>(p) = 0;  // drop the key
+  return p;
+}
+
+/// Frees `p`, an object of class `c` (a pointer with that class's tag).
+MSLAB_ALWAYS_INLINE void tcache_free(void* p, unsigned c) noexcept {
+  const ClassInfo& info = g_class_info[c];
+  if (!kTCacheEnabled || MSLAB_UNLIKELY(!is_object_start(info, p))) return free_to_cache(p, c);
+  if constexpr (kCheapChecks) {
+    auto* word = static_cast<std::uint64_t*>(p);
+    if (MSLAB_UNLIKELY(*word == g_tcache_key)) return tcache_double_free(p);
+    *word = g_tcache_key;
+  }
+  TCache* tc = tl_tcache;
+  TCache::Bin& bin = tc->bins[c];
+  if (MSLAB_LIKELY(bin.count < bin.max)) {
+    bin.slots[bin.count++] = p;
+    return;
+  }
+  tcache_push_slow(p, c);
+}
+
+}  // namespace mslab::detail
