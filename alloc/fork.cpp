@@ -2,6 +2,10 @@
 // slab_cache.cpp — registry, caches, page allocator, metadata pool.
 #include "alloc/fork.h"
 
+#include <pthread.h>
+
+#include <atomic>
+
 #include "alloc/meta_pool.h"
 #include "alloc/page_allocator.h"
 #include "alloc/thread_heap.h"
@@ -26,5 +30,12 @@ void fork_prepare() noexcept {
 void fork_parent() noexcept { unlock_all(); }
 
 void fork_child() noexcept { unlock_all(); }
+
+void register_fork_handlers() noexcept {
+  static std::atomic<bool> registered{false};
+  bool expected = false;
+  if (registered.compare_exchange_strong(expected, true, std::memory_order_acq_rel))
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
 
 }  // namespace mslab

@@ -17,6 +17,15 @@ void fork_prepare() noexcept;
 /// Call in the parent right after fork(). Releases what fork_prepare took.
 void fork_parent() noexcept;
 
+/// Registers the three handlers above with pthread_atfork, once per
+/// process (later calls do nothing). The layers above — the general
+/// allocator, the RCU layer, the defrag registry — call it before they
+/// register their own handlers, so that their "prepare", whose locks may
+/// lead to ours, runs first (pthread_atfork runs prepare handlers in reverse
+/// order of registration). A program that uses slab caches only calls it
+/// itself. Call it outside every mslab lock: pthread_atfork may allocate.
+void register_fork_handlers() noexcept;
+
 /// Call in the child right after fork(). Releases what fork_prepare took.
 /// Other threads' per-thread slabs stay theirs: their free slots are lost
 /// to the child, which is correct but not reclaimed.

@@ -41,22 +41,21 @@ constinit std::atomic<bool> g_fork_registered{false};
 constinit std::atomic<std::size_t> g_medium_blocks{0};
 constinit std::atomic<std::size_t> g_medium_bytes{0};
 
+// The slab layer's own handlers (alloc/fork.h, registered first) take its
+// locks after these, and release them before.
 void prepare_fork() noexcept {
   g_init_lock.lock();
   transfer_lock_for_fork(true);
   huge_lock_for_fork(true);
-  fork_prepare();
 }
 
 void after_fork_parent() noexcept {
-  fork_parent();
   huge_lock_for_fork(false);
   transfer_lock_for_fork(false);
   g_init_lock.unlock();
 }
 
 void after_fork_child() noexcept {
-  fork_child();
   huge_lock_for_fork(false);
   transfer_lock_for_fork(false);
   g_init_lock.unlock();
@@ -88,8 +87,10 @@ void ensure_options() noexcept {
 
 void register_fork_handlers() noexcept {
   bool expected = false;
-  if (g_fork_registered.compare_exchange_strong(expected, true, std::memory_order_acq_rel))
+  if (g_fork_registered.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
+    mslab::register_fork_handlers();  // first: its prepare must run after ours
     pthread_atfork(prepare_fork, after_fork_parent, after_fork_child);
+  }
 }
 
 SlabCache* class_cache(unsigned c) noexcept {

@@ -45,6 +45,7 @@
 #include <thread>
 
 #include "alloc/error.h"
+#include "alloc/fork.h"
 #include "alloc/meta_pool.h"
 #include "alloc/page_allocator.h"
 #include "alloc/slab_cache.h"
@@ -126,6 +127,9 @@ struct State {
       b->next = reserve_free;
       reserve_free = b;
     }
+    // The slab layer's handlers too: a child's first defer_free allocates
+    // a batch, which must not find a page-allocator lock held.
+    mslab::register_fork_handlers();
     pthread_atfork(nullptr, nullptr, after_fork_child);
   }
   static void after_fork_child() noexcept;

@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <mutex>
+#include <new>
+#include <shared_mutex>
 
 #include "alloc/error.h"
 
@@ -48,13 +50,32 @@ std::atomic<std::uint64_t> g_gp_completed{0};
 std::atomic<bool> g_single_after_fork{false};
 pthread_t g_fork_thread;
 
+// liburcu's registry and grace-period locks, held by a thread inside
+// urcu_memb_register_thread / _unregister_thread / _synchronize_rcu at the
+// fork, would stay held in the child for ever (its next registration
+// hangs). Every such call holds this lock shared; fork takes it exclusive,
+// so no thread is inside liburcu at the fork. (Forking inside a read
+// section would wait for ever on a synchronize that waits for it: don't.)
+std::shared_mutex g_urcu_calls;
+
+void before_fork() noexcept { g_urcu_calls.lock(); }
+void after_fork_parent() noexcept { g_urcu_calls.unlock(); }
 void after_fork_child() noexcept {
+  // Not unlock(): the child's thread has a new id, and glibc's rwlock
+  // checks the writer's id. Only this thread exists: start afresh.
+  new (&g_urcu_calls) std::shared_mutex;
   g_fork_thread = pthread_self();
   g_single_after_fork.store(true, std::memory_order_relaxed);
 }
 
+void register_fork_handlers_once() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(before_fork, after_fork_parent, after_fork_child); });
+}
+
 void on_thread_exit(void*) noexcept {
   if (tl_registered) {
+    std::shared_lock calls(g_urcu_calls);
     urcu_memb_unregister_thread();
     tl_registered = false;
   }
@@ -64,15 +85,14 @@ void on_thread_exit(void*) noexcept {
 
 void register_slow() noexcept {
   static std::once_flag once;
-  std::call_once(once, [] {
-    pthread_key_create(&g_exit_key, on_thread_exit);
-    pthread_atfork(nullptr, nullptr, after_fork_child);
-  });
+  std::call_once(once, [] { pthread_key_create(&g_exit_key, on_thread_exit); });
+  register_fork_handlers_once();
   // A second thread reading in a forked child: real grace periods again.
   // seq_cst, with synchronize()'s load: an updater that still saw "single"
   // finished its grace period before this reader could begin a section.
   if (g_single_after_fork.load(std::memory_order_relaxed) && !pthread_equal(pthread_self(), g_fork_thread))
     g_single_after_fork.store(false, std::memory_order_seq_cst);
+  std::shared_lock calls(g_urcu_calls);
   urcu_memb_register_thread();
   tl_registered = true;
   // A non-null value makes the key's destructor run at thread exit.
@@ -110,7 +130,11 @@ void synchronize() noexcept {
   // seq_cst: pairs with the fence in gp_cookie(); a cookie reader that saw
   // the old value read it before this grace period began.
   const std::uint64_t mine = detail::g_gp_started.fetch_add(1, std::memory_order_seq_cst) + 1;
-  if (!detail::g_single_after_fork.load(std::memory_order_seq_cst)) urcu_memb_synchronize_rcu();
+  detail::register_fork_handlers_once();
+  if (!detail::g_single_after_fork.load(std::memory_order_seq_cst)) {
+    std::shared_lock calls(detail::g_urcu_calls);
+    urcu_memb_synchronize_rcu();
+  }
   detail::tsan_updater_acquire();
   std::uint64_t done = detail::g_gp_completed.load(std::memory_order_relaxed);
   while (done < mine &&
