@@ -1,6 +1,7 @@
-// Shared by the defrag stress programs (defrag_stress, xa_defrag_stress):
-// the sanitizer-scaled default size, the defragmenter's loop while the
-// workers run, and the report lines they print.
+// Shared by the defrag stress programs (defrag_stress, xa_defrag_stress)
+// and the soak (tests/soak): the sanitizer-scaled default size, the failure
+// counters, the defragmenter's loop while the workers run, and the report
+// lines they print.
 #pragma once
 
 #include <atomic>
@@ -24,6 +25,12 @@ inline constexpr bool kSanitized = false;
 #else
 inline constexpr bool kSanitized = false;
 #endif
+
+/// What the workloads found: an entry missing or stale (lost), corrupt or at
+/// the wrong index (corrupted, "torn"), an allocation refused (oom).
+struct Tally {
+  std::atomic<std::uint64_t> lost{0}, corrupted{0}, oom{0};
+};
 
 /// The defragmenter's side of a stress run: 5 ms passes, every eighth one
 /// compaction on demand for an order-9 block, until `stop`.
