@@ -101,7 +101,7 @@ void reader(Soak& s, unsigned id) {
       reads += 32;
     } else {
       xa::check_array(s.tally, *s.arrays.arrays[rng() % xa::kSharedArrays], nullptr, 0, 1);
-      reads += keys;  // about: the arrays are about half full
+      reads += keys;  // counted as `keys` reads: an upper bound, the array holds at most that many
     }
   }
   s.reads.fetch_add(reads);
