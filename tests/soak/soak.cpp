@@ -6,8 +6,8 @@
 // iterate both under rcu::ReadGuard and verify every checksum, and the
 // BackgroundDefrag control loop compacts the global page allocator's
 // movable caches (the owned caches and the "xa_node" cache), with
-// compaction on demand from the main thread every 500 ms (an order-9
-// block, or one bounded pass). At the end every writer compares its stores with its shadow, the
+// compaction on demand every 500 ms (one bounded pass, or an order-9
+// block). At the end every writer compares its stores with its shadow, the
 // whole store is checked once more, everything is emptied and destroyed,
 // and the allocator statistics are compared with a baseline taken before
 // the workload (tests/soak/alloc_baseline.h says exactly what is compared).
@@ -21,7 +21,6 @@
 // objects and nodes were moved: otherwise the defragmenter was not tested).
 //
 // Usage: mslab-soak [--seconds S] [--writers W] [--readers R] [--slots N] [--keys N]
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -157,28 +156,15 @@ int main(int argc, char** argv) {
   for (unsigned i = 0; i < writers; ++i) threads.emplace_back(writer, std::ref(s), i);
   for (unsigned i = 0; i < readers; ++i) threads.emplace_back(reader, std::ref(s), i);
   // Compaction on demand every 500 ms, as an application would ask for it:
-  // alternately a free order-9 block (a huge page) and one bounded pass
-  // whatever the fragmentation (the control loop alone waits for its upper
-  // bound, which the node caches, small next to the owned ones, seldom
-  // reach in a short run).
-  defrag::Report on_demand;
-  std::uint64_t on_demand_passes = 0, huge_calls = 0, huge_ok = 0;
-  const defrag::Budget budget{std::chrono::milliseconds(5), 0};
-  const auto deadline = s.start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  for (unsigned tick = 0;; ++tick) {
-    const auto left = deadline - Clock::now();
-    if (left <= Clock::duration::zero()) break;
-    std::this_thread::sleep_for(std::min<Clock::duration>(left, std::chrono::milliseconds(500)));
-    if (Clock::now() >= deadline) break;
-    if (tick % 2 == 0) {
-      on_demand += defragmenter.make_available(9, budget);
-      ++huge_calls;
-      huge_ok += defragmenter.available(9);
-    } else {
-      on_demand += defragmenter.run(budget);
-      ++on_demand_passes;
-    }
-  }
+  // alternately one bounded pass whatever the fragmentation (the control
+  // loop alone waits for its upper bound, which the node cache, small next
+  // to the owned ones, seldom reaches in a short run) and a free order-9
+  // block (a huge page).
+  stress::DefragLoop on_demand;
+  on_demand.huge_every = 2;
+  on_demand.pause = std::chrono::milliseconds(500);
+  threads.emplace_back([&] { on_demand.run(defragmenter, s.stop); });
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   s.stop.store(true);
   for (std::thread& t : threads) t.join();  // writers compared their stores with their shadows
   background.stop();
@@ -208,8 +194,7 @@ int main(int argc, char** argv) {
   std::printf("  background: %llu wake-ups, %llu passes, %.1f ms CPU in passes, %zu slabs freed, max pause %.1f us\n",
               ull(bg.wakeups), ull(bg.passes), static_cast<double>(bg.cpu_time.count()) / 1e6, bg.total.slabs_freed,
               static_cast<double>(bg.total.max_pause.count()) / 1000.0);
-  std::printf("  on demand: %llu make_available(9) calls, %llu satisfied, %llu passes; %zu slabs freed\n",
-              ull(huge_calls), ull(huge_ok), ull(on_demand_passes), on_demand.slabs_freed);
+  on_demand.print("on demand");
   std::printf("  moved: %llu objects (%llu lost the race to a writer), %llu nodes (%llu gone before phase 2, "
               "%llu busy refusals)\n",
               ull(objects_moved), ull(raced), ull(nodes_moved), ull(migration.gone - migration_before.gone),
