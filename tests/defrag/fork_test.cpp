@@ -24,6 +24,18 @@
 
 using namespace mslab;
 
+#if defined(__SANITIZE_THREAD__)
+#define MSLAB_FORK_TEST_SKIP 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MSLAB_FORK_TEST_SKIP 1
+#endif
+#endif
+
+// ThreadSanitizer does not support a child of a multi-threaded process that
+// starts threads (the deferred-free worker restarts in the child).
+#ifndef MSLAB_FORK_TEST_SKIP
+
 namespace {
 
 std::atomic<int> g_child_freed{0};
@@ -56,17 +68,6 @@ int child_body(defrag::OwnedCache& cache, std::vector<std::atomic<void*>>& slots
 
 }  // namespace
 
-#if defined(__SANITIZE_THREAD__)
-#define MSLAB_FORK_TEST_SKIP 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define MSLAB_FORK_TEST_SKIP 1
-#endif
-#endif
-
-// ThreadSanitizer does not support a child of a multi-threaded process that
-// starts threads (the deferred-free worker restarts in the child).
-#ifndef MSLAB_FORK_TEST_SKIP
 TEST_CASE("fork: while threads allocate, defer frees and defragment, the child does all three") {
   register_fork_handlers();  // the slab layer's locks across fork (malloc and RCU register them too)
   defrag::OwnedOptions options;
