@@ -58,6 +58,29 @@ void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept;
 /// from this allocator is reported and 0 returned.
 std::size_t usable_size(const void* p) noexcept;
 
+// ---- Cooperative defragmentation (Redis/Valkey's activedefrag, as with
+// jemalloc's je_get_defrag_hint and MALLOCX_TCACHE_NONE). The application
+// walks its own data and moves what the hint names: q = malloc_direct(n),
+// copy, repoint, free_direct(p).
+
+/// True when moving the live object `p` would lower fragmentation: a small
+/// object in a slab that no thread owns, whose occupancy is at most 1.125 ×
+/// its class's average (SlabCache::should_move). False for medium and huge
+/// blocks, for nullptr and for pointers not from this allocator (never
+/// reported: the hint may be asked about anything). Lock-free; any thread.
+bool should_move(const void* p) noexcept;
+
+/// As malloc(size), but a small object comes straight from the fullest
+/// partial slab of its class (SlabCache::alloc_direct), bypassing the
+/// per-thread caches, so that a moved copy lands where it packs memory.
+/// Takes the class cache's lock. Thread-safe.
+void* malloc_direct(std::size_t size) noexcept;
+
+/// Frees `p` straight into its slab (SlabCache::free_direct), bypassing the
+/// per-thread caches, so that the slab it leaves can empty. Other blocks are
+/// freed as free() does. Thread-safe.
+void free_direct(void* p) noexcept;
+
 /// Gives free memory back to the OS now: flushes the calling thread's
 /// caches and purges every free page (as malloc_trim). Returns bytes given
 /// back. May block.

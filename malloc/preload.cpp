@@ -79,6 +79,12 @@ MSLAB_EXPORT void* pvalloc(std::size_t size) noexcept {
 
 MSLAB_EXPORT std::size_t malloc_usable_size(void* p) noexcept { return mslab::usable_size(p); }
 
+// Cooperative defragmentation for C programs under the preload (as Redis's
+// je_get_defrag_hint with jemalloc; malloc.h has the contracts).
+MSLAB_EXPORT int mslab_get_defrag_hint(void* p) noexcept { return mslab::should_move(p) ? 1 : 0; }
+MSLAB_EXPORT void* mslab_malloc_direct(std::size_t size) noexcept { return mslab::malloc_direct(size); }
+MSLAB_EXPORT void mslab_free_direct(void* p) noexcept { mslab::free_direct(p); }
+
 MSLAB_EXPORT int malloc_trim(std::size_t) noexcept { return mslab::trim() != 0 ? 1 : 0; }
 
 // glibc's internal entry points: a few programs and libraries call them
