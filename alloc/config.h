@@ -18,6 +18,23 @@
 #define MSLAB_MAX_CACHES 4096
 #endif
 
+// Which sanitizer the build runs under (g++ defines __SANITIZE_*__, clang
+// answers __has_feature): MSLAB_ASAN, MSLAB_TSAN. The one place that asks.
+#if defined(__SANITIZE_ADDRESS__)
+#define MSLAB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MSLAB_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MSLAB_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MSLAB_TSAN 1
+#endif
+#endif
+
 #if defined(__GNUC__)
 #define MSLAB_LIKELY(x) __builtin_expect(!!(x), 1)
 #define MSLAB_UNLIKELY(x) __builtin_expect(!!(x), 0)

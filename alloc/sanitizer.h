@@ -1,17 +1,11 @@
 // Hooks into AddressSanitizer: free slab objects are poisoned, so that a
 // use after free of a slab object is reported by ASan like one of malloc's.
-// No-ops in other builds. Depends on nothing.
+// No-ops in other builds. Depends on: config.
 #pragma once
 
 #include <cstddef>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define MSLAB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MSLAB_ASAN 1
-#endif
-#endif
+#include "alloc/config.h"
 
 #ifdef MSLAB_ASAN
 #include <sanitizer/asan_interface.h>

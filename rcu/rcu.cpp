@@ -10,13 +10,7 @@
 
 #include "alloc/error.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define MSLAB_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define MSLAB_TSAN 1
-#endif
-#endif
+#include "alloc/config.h"  // MSLAB_TSAN
 
 #ifdef MSLAB_TSAN
 extern "C" void __tsan_acquire(void* addr);

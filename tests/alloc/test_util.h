@@ -27,30 +27,15 @@
 #include "alloc/error.h"
 #include "alloc/slab_cache.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define MSLAB_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define MSLAB_TEST_TSAN 1
-#endif
-#endif
-
-#if defined(__SANITIZE_ADDRESS__)
-#define MSLAB_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MSLAB_TEST_ASAN 1
-#endif
-#endif
 
 namespace mslab::test {
 
-#ifdef MSLAB_TEST_TSAN
+#ifdef MSLAB_TSAN
 inline constexpr bool kUnderTsan = true;
 #else
 inline constexpr bool kUnderTsan = false;
 #endif
-#ifdef MSLAB_TEST_ASAN
+#ifdef MSLAB_ASAN
 inline constexpr bool kUnderAsan = true;
 #else
 inline constexpr bool kUnderAsan = false;

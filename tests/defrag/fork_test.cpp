@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "alloc/config.h"
 #include "alloc/fork.h"
 #include "defrag/background.h"
 #include "defrag/defragmenter.h"
@@ -24,17 +25,9 @@
 
 using namespace mslab;
 
-#if defined(__SANITIZE_THREAD__)
-#define MSLAB_FORK_TEST_SKIP 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define MSLAB_FORK_TEST_SKIP 1
-#endif
-#endif
-
 // ThreadSanitizer does not support a child of a multi-threaded process that
 // starts threads (the deferred-free worker restarts in the child).
-#ifndef MSLAB_FORK_TEST_SKIP
+#ifndef MSLAB_TSAN  // alloc/config.h
 
 namespace {
 

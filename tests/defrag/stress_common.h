@@ -11,18 +11,13 @@
 #include <cstdio>
 #include <thread>
 
+#include "alloc/config.h"
 #include "defrag/defragmenter.h"
 
 namespace mslab::stress {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(MSLAB_TSAN) || defined(MSLAB_ASAN)  // alloc/config.h
 inline constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-inline constexpr bool kSanitized = true;
-#else
-inline constexpr bool kSanitized = false;
-#endif
 #else
 inline constexpr bool kSanitized = false;
 #endif

@@ -10,15 +10,9 @@
 #include <cstdlib>
 #include <ostream>
 
+#include "alloc/config.h"
 #include "xarray/xarray.h"
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define MSLAB_XA_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define MSLAB_XA_TEST_SANITIZED 1
-#endif
-#endif
 
 namespace mslab {
 // doctest prints entries that fail a comparison.
@@ -31,7 +25,7 @@ inline std::ostream& operator<<(std::ostream& os, Entry e) {
 
 namespace mslab::xatest {
 
-#ifdef MSLAB_XA_TEST_SANITIZED
+#if defined(MSLAB_TSAN) || defined(MSLAB_ASAN)  // alloc/config.h
 inline constexpr bool kSanitized = true;
 #else
 inline constexpr bool kSanitized = false;
