@@ -71,7 +71,7 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
   cache->object_size_ = options.object_size;
   cache->stride_ = static_cast<std::uint32_t>(g.stride);
   cache->objects_offset_ = static_cast<std::uint32_t>(g.objects_offset);
-  cache->recip_ = ((std::uint64_t{1} << kRecipShift) + g.stride - 1) / g.stride;
+  cache->divisor_ = detail::ExactDivisor(g.stride);
   cache->capacity_ = static_cast<std::uint16_t>(g.capacity);
   cache->order_ = static_cast<std::uint8_t>(g.order);
   cache->slab_mask_ = ~static_cast<std::uintptr_t>(order_bytes(g.order) - 1);
@@ -407,7 +407,7 @@ std::size_t SlabCache::index_of(const Slab* s, const void* object) const noexcep
   // From our own constants, not s->objects: no read of the slab header.
   const std::size_t offset = static_cast<std::size_t>(static_cast<const char*>(object) -
                                                       reinterpret_cast<const char*>(s) - objects_offset_);
-  return static_cast<std::size_t>((offset * recip_) >> kRecipShift);
+  return static_cast<std::size_t>(divisor_.index(offset));
 }
 
 // The slot is marked kFreed with a blind store — it is free from now on for
@@ -554,9 +554,8 @@ void SlabCache::free_invalid(void* object, Slab* s) noexcept {
                  s->cache != nullptr ? "pointer belongs to another cache" : "pointer is not in a slab");
     return;
   }
-  const std::size_t offset = static_cast<std::size_t>(static_cast<char*>(object) - s->objects);
-  const std::size_t i = static_cast<std::size_t>((offset * recip_) >> kRecipShift);
-  if (static_cast<char*>(object) < s->objects || i >= capacity_ || i * stride_ != offset) {
+  const auto offset = reinterpret_cast<std::uintptr_t>(object) - reinterpret_cast<std::uintptr_t>(s->objects);
+  if (divisor_.index(offset) >= capacity_) {
     report_error(ErrorCode::kInteriorPointer, name_, object, "pointer is not the start of an object");
     return;
   }

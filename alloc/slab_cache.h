@@ -26,6 +26,7 @@
 #include <span>
 
 #include "alloc/error.h"
+#include "alloc/exact_divisor.h"
 #include "alloc/page_allocator.h"
 #include "alloc/sanitizer.h"
 #include "alloc/slab.h"
@@ -232,7 +233,7 @@ class SlabCache {
   std::uint32_t stride_;
   std::uint32_t objects_offset_;  // from the slab start
   std::uintptr_t slab_mask_;       // ~(slab bytes - 1): slabs are aligned to their size
-  std::uint64_t recip_;            // ceil(2^42 / stride_): index = offset * recip_ >> 42
+  detail::ExactDivisor divisor_;   // index = divisor_.index(offset from slot 0), exact or ≥ capacity_
   std::uint16_t capacity_;
   std::uint8_t order_;
   std::uint32_t id_;
@@ -259,8 +260,6 @@ class SlabCache {
 // ---------------------------------------------------------------------------
 // Fast paths.
 
-inline constexpr unsigned kRecipShift = 42;
-
 MSLAB_ALWAYS_INLINE void* SlabCache::alloc() noexcept {
   detail::ThreadHeap* heap = detail::tl_heap;
   if (MSLAB_LIKELY(heap != nullptr)) {
@@ -284,9 +283,10 @@ MSLAB_ALWAYS_INLINE bool SlabCache::locate(const void* object, detail::Slab*& s,
   const auto addr = reinterpret_cast<std::uintptr_t>(object);
   s = reinterpret_cast<detail::Slab*>(addr & slab_mask_);
   if (MSLAB_UNLIKELY(detail::owner_tag_of(object) != slab_tag_)) return false;
-  const std::size_t offset = addr - reinterpret_cast<std::uintptr_t>(s) - objects_offset_;
-  i = static_cast<std::size_t>((offset * recip_) >> kRecipShift);
-  return i < capacity_ && i * stride_ == offset;
+  // One compare covers "below slot 0", "past the last slot" and "not at
+  // the start of a slot" (exact_divisor.h).
+  i = static_cast<std::size_t>(divisor_.index((addr & ~slab_mask_) - objects_offset_));
+  return i < capacity_;
 }
 
 MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {

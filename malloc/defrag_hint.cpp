@@ -13,11 +13,9 @@ namespace {
 // The class cache of a small object, or nullptr for anything else.
 SlabCache* class_cache_of(const void* p) noexcept {
   if (p == nullptr) return nullptr;
-  const std::uint32_t tag = detail::owner_tag_of(p);
-  if ((tag >> 24) != static_cast<std::uint32_t>(BlockKind::kSlab)) return nullptr;
-  const unsigned c1 = detail::g_class_by_tag[tag & 0xFFFFFF].load(std::memory_order_relaxed);
-  if (c1 == 0) return nullptr;
-  return detail::g_class_cache[c1 - 1].load(std::memory_order_acquire);
+  const std::uint32_t t = detail::slab_tag_index(detail::owner_tag_of(p));
+  if (t > MSLAB_MAX_CACHES || detail::g_tag_class[t].capacity == 0) return nullptr;
+  return detail::g_class_cache[detail::g_tag_class[t].cls].load(std::memory_order_acquire);
 }
 
 }  // namespace

@@ -115,7 +115,7 @@ SlabCache* class_cache(unsigned c) noexcept {
           cache->destroy();
           return nullptr;
         }
-        tcache_register_class(c, cache, owner_tag_of(probe) & 0xFFFFFF);
+        tcache_register_class(c, slab_tag_index(owner_tag_of(probe)));
         cache->free(probe);
         g_class_cache[c].store(cache, std::memory_order_release);
       }
@@ -174,11 +174,11 @@ enum class Kind { kNone, kSmall, kMedium, kHuge };
 // Usable bytes at `p` and its kind; reports a pointer that is not ours.
 std::size_t usable(const void* p, Kind* kind) noexcept {
   const std::uint32_t tag = owner_tag_of(p);
-  if ((tag >> 24) == static_cast<std::uint32_t>(BlockKind::kSlab)) {
-    if (const unsigned c1 = g_class_by_tag[tag & 0xFFFFFF].load(std::memory_order_relaxed)) {
-      if (is_object_start(g_class_info[c1 - 1], p)) {
+  if (const std::uint32_t t = slab_tag_index(tag); t <= MSLAB_MAX_CACHES) {
+    if (g_tag_class[t].capacity != 0) {
+      if (unsigned c; small_object_class(p, &c)) {
         *kind = Kind::kSmall;
-        return kClassSize[c1 - 1];
+        return kClassSize[c];
       }
       report_error(ErrorCode::kInteriorPointer, kName, p, "pointer is inside an object, not at its start");
       *kind = Kind::kNone;
@@ -235,6 +235,11 @@ void* malloc_slow(std::size_t size) noexcept {
 void free_slow(void* p) noexcept {
   if (p == nullptr) return;
   const std::uint32_t tag = owner_tag_of(p);
+  if (const std::uint32_t t = slab_tag_index(tag); t <= MSLAB_MAX_CACHES && g_tag_class[t].capacity != 0) {
+    // A malloc class's slab: an object when the stacks are off (ASan),
+    // else not the start of one, which the class cache reports.
+    return g_class_cache[g_tag_class[t].cls].load(std::memory_order_acquire)->free(p);
+  }
   if (tag == kMediumOwner) {
     PageDesc* page = page_desc_of(p);
     if (page->block != p) {

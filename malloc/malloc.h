@@ -89,7 +89,7 @@ std::size_t trim() noexcept;
 namespace detail {
 
 // One cache per class, created on first use (nullptr until then), written
-// once under the init lock after its ClassInfo (tcache.h).
+// once under the init lock after its TagClass entry (tcache.h).
 extern constinit std::atomic<SlabCache*> g_class_cache[kClasses];
 
 void* malloc_slow(std::size_t size) noexcept;
@@ -116,11 +116,8 @@ MSLAB_ALWAYS_INLINE void* malloc(std::size_t size) noexcept {
 }
 
 MSLAB_ALWAYS_INLINE void free(void* p) noexcept {
-  const std::uint32_t tag = detail::owner_tag_of(p);
-  if (MSLAB_LIKELY((tag >> 24) == static_cast<std::uint32_t>(BlockKind::kSlab))) {
-    const unsigned c1 = detail::g_class_by_tag[tag & 0xFFFFFF].load(std::memory_order_relaxed);
-    if (MSLAB_LIKELY(c1 != 0)) return detail::tcache_free(p, c1 - 1);
-  }
+  unsigned c;
+  if (MSLAB_LIKELY(detail::small_object_class(p, &c)) && detail::kTCacheEnabled) return detail::tcache_free(p, c);
   detail::free_slow(p);
 }
 

@@ -15,6 +15,7 @@
 #include "alloc/meta_pool.h"
 #include "alloc/slab_geometry.h"
 #include "alloc/thread_heap.h"
+#include "malloc/malloc.h"
 #include "malloc/transfer.h"
 
 namespace mslab::detail {
@@ -31,7 +32,7 @@ bool is_placeholder(const TCache* tc) noexcept {
 
 // Frees the objects slots[from, from + n) of class c to its cache.
 void release(TCache* tc, unsigned c, unsigned from, unsigned n) noexcept {
-  SlabCache* cache = g_class_info[c].cache;
+  SlabCache* cache = g_class_cache[c].load(std::memory_order_acquire);
   for (unsigned i = 0; i < n; ++i) {
     void* p = tc->bins[c].slots[from + i];
     if constexpr (kCheapChecks) *static_cast<std::uint64_t*>(p) = 0;
@@ -79,22 +80,19 @@ std::uint64_t make_key() noexcept {
 
 }  // namespace
 
-ClassInfo g_class_info[kClasses];
-constinit std::atomic<std::uint8_t> g_class_by_tag[MSLAB_MAX_CACHES + 1] = {};
+TagClass g_tag_class[MSLAB_MAX_CACHES + 1];
 std::uint64_t g_tcache_key = 0;
 constinit thread_local TCache* tl_tcache __attribute__((tls_model("initial-exec"))) = &g_placeholder_initial;
 
-void tcache_register_class(unsigned c, SlabCache* cache, std::uint32_t tag) noexcept {
+void tcache_register_class(unsigned c, std::uint32_t tag) noexcept {
   if (g_tcache_key == 0) g_tcache_key = make_key();
   const SlabGeometry g = compute_slab_geometry(kClassSize[c], class_align(c));
-  ClassInfo& info = g_class_info[c];
-  info.cache = cache;
-  info.recip = ((std::uint64_t{1} << 42) + g.stride - 1) / g.stride;
+  TagClass& info = g_tag_class[tag];
+  info.divisor = ExactDivisor(g.stride);
   info.offset_mask = static_cast<std::uint32_t>(order_bytes(g.order) - 1);
   info.objects_offset = static_cast<std::uint32_t>(g.objects_offset);
-  info.stride = static_cast<std::uint32_t>(g.stride);
-  info.objects_end = static_cast<std::uint32_t>(g.objects_offset + g.capacity * g.stride);
-  g_class_by_tag[tag].store(static_cast<std::uint8_t>(c + 1), std::memory_order_release);
+  info.cls = c;
+  info.capacity = static_cast<std::uint32_t>(g.capacity);
 }
 
 void tcache_push_slow(void* p, unsigned c) noexcept {
@@ -102,7 +100,7 @@ void tcache_push_slow(void* p, unsigned c) noexcept {
   if (tc == &g_placeholder_initial) tc = create();
   if (tc == nullptr || is_placeholder(tc)) {
     if constexpr (kCheapChecks) *static_cast<std::uint64_t*>(p) = 0;
-    return g_class_info[c].cache->free(p);
+    return g_class_cache[c].load(std::memory_order_acquire)->free(p);
   }
   TCache::Bin& bin = tc->bins[c];
   if (bin.count == bin.max) {
@@ -114,8 +112,6 @@ void tcache_push_slow(void* p, unsigned c) noexcept {
   }
   bin.slots[bin.count++] = p;
 }
-
-void free_to_cache(void* p, unsigned c) noexcept { g_class_info[c].cache->free(p); }
 
 void* tcache_refill(unsigned c) noexcept {
   TCache* tc = tl_tcache;

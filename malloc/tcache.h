@@ -24,6 +24,8 @@
 #include <cstdint>
 
 #include "alloc/config.h"
+#include "alloc/exact_divisor.h"
+#include "alloc/page_allocator.h"
 #include "alloc/sanitizer.h"
 #include "alloc/slab_cache.h"
 #include "malloc/size_class.h"
@@ -58,30 +60,49 @@ struct TCache {
   void* storage[kTCacheOffset[kClasses]];
 };
 
-// Geometry of a class's slabs (all alike), for the start-of-object check on
-// the free path without reading a slab header. Written once, before the
-// class cache is published.
-struct alignas(32) ClassInfo {
-  SlabCache* cache;
-  std::uint64_t recip;           // ceil(2^42 / stride), as the slab layer's
+// What the free path needs about the cache whose pages carry slab tag t,
+// in one entry indexed by t (tags are cache ids + 1, at most
+// MSLAB_MAX_CACHES): the malloc class it serves and its slabs' geometry, for
+// the start-of-object check without reading a slab header. capacity is 0
+// for every tag that is not a malloc class's, so that check fails there.
+// An entry is written once, before its class cache is published.
+struct alignas(32) TagClass {
+  ExactDivisor divisor;          // by the stride
   std::uint32_t offset_mask;     // slab bytes - 1 (slabs are aligned to their size)
   std::uint32_t objects_offset;  // of slot 0 from the slab start
-  std::uint32_t stride;
-  std::uint32_t objects_end;     // objects_offset + capacity * stride
+  std::uint32_t capacity;        // objects per slab; 0: not a malloc class
+  std::uint32_t cls;             // the class
 };
+static_assert(sizeof(TagClass) == 32);
 
-extern ClassInfo g_class_info[kClasses];
-// Class + 1 of the cache with owner tag t (0: not a malloc class).
-extern constinit std::atomic<std::uint8_t> g_class_by_tag[MSLAB_MAX_CACHES + 1];
+extern TagClass g_tag_class[MSLAB_MAX_CACHES + 1];
 extern std::uint64_t g_tcache_key;
+
+/// Index into g_tag_class of an owner tag, or a value above MSLAB_MAX_CACHES
+/// for a tag that is not a slab's.
+MSLAB_ALWAYS_INLINE std::uint32_t slab_tag_index(std::uint32_t owner) noexcept {
+  return owner - owner_tag(BlockKind::kSlab, 0);
+}
+
+/// True when `p` is the start of an object of a malloc class's slab; sets
+/// `*cls` to the class. Any pointer is safe to ask about.
+MSLAB_ALWAYS_INLINE bool small_object_class(const void* p, unsigned* cls) noexcept {
+  const std::uint32_t t = slab_tag_index(owner_tag_of(p));
+  if (MSLAB_UNLIKELY(t > MSLAB_MAX_CACHES)) return false;
+  const TagClass& info = g_tag_class[t];
+  const std::uint64_t offset = (reinterpret_cast<std::uintptr_t>(p) & info.offset_mask) - std::uint64_t{info.objects_offset};
+  *cls = info.cls;
+  return info.divisor.index(offset) < info.capacity;
+}
 
 // This thread's stacks. Starts as a placeholder with every max = 0 (the
 // first push creates the real one); set to another placeholder at thread
 // exit, so late frees go straight to the slab layer.
 extern constinit thread_local TCache* tl_tcache __attribute__((tls_model("initial-exec")));
 
-/// Records class `c`'s geometry (called when its cache is created).
-void tcache_register_class(unsigned c, SlabCache* cache, std::uint32_t tag) noexcept;
+/// Records class `c`'s geometry under the owner tag of its cache's slabs
+/// (called when the cache is created, before it is published).
+void tcache_register_class(unsigned c, std::uint32_t tag) noexcept;
 
 /// A push that found no room: creates this thread's stacks, or frees the
 /// older half of a full one; then pushes `p` or frees it to the cache.
@@ -98,18 +119,6 @@ void tcache_flush() noexcept;
 /// Reports the double free of `p` (its key was found on a free).
 void tcache_double_free(void* p) noexcept;
 
-/// Frees `p` straight to class `c`'s cache (kept out of line, so that the
-/// inlined fast paths stay small and need no saved registers).
-void free_to_cache(void* p, unsigned c) noexcept;
-
-/// True if `p` is the start of an object slot of class `c`.
-MSLAB_ALWAYS_INLINE bool is_object_start(const ClassInfo& info, const void* p) noexcept {
-  const auto in_slab = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(p) & info.offset_mask);
-  const std::uint64_t offset = in_slab - std::uint64_t{info.objects_offset};  // huge if below slot 0
-  const std::uint64_t i = (offset * info.recip) >> 42;
-  return in_slab < info.objects_end && i * info.stride == offset;
-}
-
 /// Pops an object of class `c`, or nullptr when the stack is empty.
 MSLAB_ALWAYS_INLINE void* tcache_pop(unsigned c) noexcept {
   TCache* tc = tl_tcache;
@@ -120,17 +129,14 @@ MSLAB_ALWAYS_INLINE void* tcache_pop(unsigned c) noexcept {
   return p;
 }
 
-/// Frees `p`, an object of class `c` (a pointer with that class's tag).
+/// Frees `p`, the start of an object of class `c` (small_object_class).
 MSLAB_ALWAYS_INLINE void tcache_free(void* p, unsigned c) noexcept {
-  const ClassInfo& info = g_class_info[c];
-  if (!kTCacheEnabled || MSLAB_UNLIKELY(!is_object_start(info, p))) return free_to_cache(p, c);
   if constexpr (kCheapChecks) {
     auto* word = static_cast<std::uint64_t*>(p);
     if (MSLAB_UNLIKELY(*word == g_tcache_key)) return tcache_double_free(p);
     *word = g_tcache_key;
   }
-  TCache* tc = tl_tcache;
-  TCache::Bin& bin = tc->bins[c];
+  TCache::Bin& bin = tl_tcache->bins[c];
   if (MSLAB_LIKELY(bin.count < bin.max)) {
     bin.slots[bin.count++] = p;
     return;

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "alloc/meta_pool.h"
+#include "malloc/malloc.h"
 #include "malloc/tcache.h"
 
 namespace mslab::detail {
@@ -83,7 +84,7 @@ void transfer_drain() noexcept {
     while (const unsigned n = transfer_take(c, objects)) {
       for (unsigned i = 0; i < n; ++i) {
         if constexpr (kCheapChecks) *static_cast<std::uint64_t*>(objects[i]) = 0;
-        g_class_info[c].cache->free(objects[i]);
+        g_class_cache[c].load(std::memory_order_acquire)->free(objects[i]);
       }
     }
   }
