@@ -85,6 +85,8 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
     return fail({ErrorCode::kOutOfMemory, "too many caches (MSLAB_MAX_CACHES)"});
   }
   cache->tag_ = cache->id_ + 1;
+  cache->entry_offset_ =
+      static_cast<std::uint32_t>(offsetof(ThreadHeap, entries) + cache->id_ * sizeof(ThreadHeap::Entry));
   cache->slab_tag_ = detail::owner_tag(BlockKind::kSlab, cache->tag_);
   return cache;
 }
@@ -112,8 +114,8 @@ DestroyReport SlabCache::destroy() noexcept {
   }
   // The calling thread's own entry may point at a freed slab: clear it now
   // (other threads' entries are ignored through the serial).
-  if (ThreadHeap* heap = detail::tl_heap) {
-    ThreadHeap::Entry& e = heap->entries[id_];
+  if (ThreadHeap* heap = detail::current_heap()) {
+    ThreadHeap::Entry& e = entry_in(heap);
     e.clear();
     e.serial = 0;
     if (e.buffer != nullptr) e.buffer->count = 0;
@@ -279,7 +281,7 @@ void SlabCache::detach_locked(Slab* s) noexcept {
 // Allocation.
 
 void* SlabCache::alloc_slow() noexcept {
-  ThreadHeap* heap = detail::tl_heap;
+  ThreadHeap* heap = detail::current_heap();
   if (heap == nullptr && (heap = detail::create_thread_heap()) == nullptr) return alloc_direct();
   ThreadHeap::Entry& e = entry_of(heap);
   for (;;) {
@@ -393,7 +395,7 @@ void SlabCache::keep_owned_locked(ThreadHeap::Entry& e, Slab* s) noexcept {
 // This thread's entry for this cache; resets an entry left by a destroyed
 // cache that had the same id (its slabs are gone: buffered frees are dropped).
 ThreadHeap::Entry& SlabCache::entry_of(ThreadHeap* heap) noexcept {
-  ThreadHeap::Entry& e = heap->entries[id_];
+  ThreadHeap::Entry& e = entry_in(heap);
   if (e.serial != serial_) {
     e.clear();
     e.serial = serial_;
@@ -432,7 +434,7 @@ void SlabCache::free_other(void* object, Slab* s, std::uint16_t i) noexcept {
     state.store(kFreed, std::memory_order_relaxed);
   }
   detail::poison_object(object, object_size_);
-  ThreadHeap* heap = detail::tl_heap;
+  ThreadHeap* heap = detail::current_heap();
   if (MSLAB_LIKELY(heap != nullptr)) {
     ThreadHeap::Entry& e = entry_of(heap);
     if (MSLAB_UNLIKELY(e.buffer == nullptr))
@@ -563,7 +565,7 @@ void SlabCache::free_invalid(void* object, Slab* s) noexcept {
 }
 
 void SlabCache::flush_thread_cache() noexcept {
-  if (ThreadHeap* heap = detail::tl_heap) flush_entry(entry_of(heap), heap->token());
+  if (ThreadHeap* heap = detail::current_heap()) flush_entry(entry_of(heap), heap->token());
 }
 
 // ---------------------------------------------------------------------------
@@ -613,7 +615,7 @@ void SlabCache::free_direct(void* object) noexcept {
   }
   // Poison before the push: once listed, another thread may take the slot.
   detail::poison_object(object, object_size_);
-  ThreadHeap* heap = detail::tl_heap;
+  ThreadHeap* heap = detail::current_heap();
   push_locked(s, static_cast<std::uint16_t>(i), static_cast<std::uint16_t>(i), 1, heap != nullptr ? heap->token() : 0);
 }
 

@@ -14,7 +14,8 @@
 
 namespace mslab::detail {
 
-constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit ThreadHeap g_no_heap{};
+constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) = &g_no_heap;
 
 namespace {
 
@@ -36,7 +37,7 @@ Registry& registry() noexcept {
 void on_thread_exit(void* arg) noexcept {
   auto* heap = static_cast<ThreadHeap*>(arg);
   flush_heap(heap, /*release=*/true);
-  if (tl_heap == heap) tl_heap = nullptr;
+  if (tl_heap == heap) tl_heap = &g_no_heap;
   meta_free(heap, sizeof(ThreadHeap));
 }
 
@@ -113,7 +114,7 @@ void lock_caches_for_fork(bool lock) noexcept {
 }
 
 void flush_thread_heap() noexcept {
-  if (tl_heap != nullptr) flush_heap(tl_heap);
+  if (ThreadHeap* heap = current_heap()) flush_heap(heap);
 }
 
 }  // namespace mslab::detail

@@ -50,8 +50,18 @@ struct ThreadHeap {
   std::uintptr_t token() const noexcept { return reinterpret_cast<std::uintptr_t>(this); }
 };
 
-/// This thread's heap, or nullptr before its first allocation.
+/// This thread's heap. Before the thread's first allocation, and after its
+/// exit, the shared empty heap g_no_heap: every entry of it is empty and no
+/// slab is owned by its token, so the fast paths need no null test.
 extern constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec")));
+/// Never written (zero entries); only its address and contents are read.
+extern constinit ThreadHeap g_no_heap;
+
+/// This thread's own heap, or nullptr while it has none.
+inline ThreadHeap* current_heap() noexcept {
+  ThreadHeap* heap = tl_heap;
+  return heap == &g_no_heap ? nullptr : heap;
+}
 
 /// Creates this thread's heap and arranges its flush at thread exit.
 /// Returns nullptr when out of memory. Not async-signal-safe.

@@ -107,12 +107,16 @@ void free_slow(void* p) noexcept;
 // class's transfer pool, else the class cache's per-thread slab. Frees of
 // small objects go onto this thread's stack.
 MSLAB_ALWAYS_INLINE void* malloc(std::size_t size) noexcept {
-  if (MSLAB_LIKELY(size <= detail::kSmallMax)) {
-    const unsigned c = detail::class_of(size);
-    if (void* p = detail::tcache_pop(c); MSLAB_LIKELY(p != nullptr)) return p;
-    return detail::malloc_small(c);
-  }
-  return detail::malloc_slow(size);
+  // The table's range first: one compare for the common sizes.
+  unsigned c;
+  if (MSLAB_LIKELY(size <= detail::kTableMax))
+    c = detail::kClassTable[(size + 7) >> 3];
+  else if (size <= detail::kSmallMax)
+    c = detail::class_above_128(size);
+  else
+    return detail::malloc_slow(size);
+  if (void* p = detail::tcache_pop(c); MSLAB_LIKELY(p != nullptr)) return p;
+  return detail::malloc_small(c);
 }
 
 MSLAB_ALWAYS_INLINE void free(void* p) noexcept {

@@ -57,7 +57,7 @@ void on_thread_exit(void* arg) noexcept {
 TCache* create() noexcept {
   // A thread that only frees (a consumer) has no slab-layer heap yet;
   // without one every overflow free would take its cache's lock.
-  if (tl_heap == nullptr) create_thread_heap();
+  if (current_heap() == nullptr) create_thread_heap();
   std::call_once(g_key_once, [] { pthread_key_create(&g_exit_key, on_thread_exit); });
   auto* tc = static_cast<TCache*>(meta_alloc(sizeof(TCache)));
   if (tc == nullptr) return nullptr;
