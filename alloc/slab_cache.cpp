@@ -468,14 +468,16 @@ void SlabCache::free_other(void* object, Slab* s, std::uint16_t i) noexcept {
 // calling thread's heap token (0 if none).
 void SlabCache::push_locked(Slab* s, std::uint16_t head, std::uint16_t tail, std::uint32_t n,
                             std::uintptr_t token) noexcept {
-  const std::uintptr_t owner = s->owner.load(std::memory_order_relaxed);
-  if (owner == token && token != 0) {  // it became our own active slab since
-    s->set_link(tail, s->local_free);
-    s->local_free = head;
-    return;
-  }
+  // The xfree word says whether the slab is detached (its flag changes only
+  // under the lock we hold), so the owner word — on the header's first line,
+  // a second cache miss per random free — is read only for owned slabs.
   std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
-  if (owner != 0) {
+  if (!(w & XFree::kDetached)) {
+    if (s->owner.load(std::memory_order_relaxed) == token && token != 0) {  // it became ours since
+      s->set_link(tail, s->local_free);
+      s->local_free = head;
+      return;
+    }
     // Active in another thread, which collects xfree without the lock.
     do {
       s->set_link(tail, XFree::head(w));
@@ -501,7 +503,6 @@ void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) 
   for (std::uint32_t k = 0; k < buffer->count; ++k) {
     auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(buffer->objects[k]) & slab_mask_);
     index[k] = static_cast<std::uint16_t>(index_of(s, buffer->objects[k]));
-    __builtin_prefetch(&s->owner, 1);
     __builtin_prefetch(&s->xfree, 1);
     __builtin_prefetch(&s->slots()[index[k]], 1);
   }
