@@ -59,6 +59,7 @@ class PageAllocatorImpl {
     return maintain(now_ms(), force);
   }
   PageStats stats() const noexcept;
+  PageResidency residency() const noexcept;
   bool validate() const noexcept;
   void inject_failure(long n, bool sticky) noexcept {
     std::lock_guard guard(lock_);
@@ -377,6 +378,18 @@ PageStats PageAllocatorImpl::stats() const noexcept {
   return s;
 }
 
+PageResidency PageAllocatorImpl::residency() const noexcept {
+  std::lock_guard guard(lock_);
+  PageResidency r{};
+  for (const ChunkDesc& chunk : chunks_) {
+    r.chunk_bytes += os::resident_in(chunk.base, kChunkSize);
+    r.desc_bytes += sizeof(ChunkDesc);
+  }
+  for (const FreeList& list : free_lists_)
+    for (const PageDesc& head : list) r.free_bytes += os::resident_in(head.block, order_bytes(head.order));
+  return r;
+}
+
 bool PageAllocatorImpl::validate() const noexcept {
   std::lock_guard guard(lock_);
   auto fail = [](const void* where, const char* what) {
@@ -462,6 +475,7 @@ void PageAllocator::free(void* block, unsigned order) noexcept {
 std::size_t PageAllocator::collect(bool force) noexcept { return impl_->collect(force); }
 void PageAllocator::inject_failure(long n, bool sticky) noexcept { impl_->inject_failure(n, sticky); }
 PageStats PageAllocator::stats() const noexcept { return impl_->stats(); }
+PageResidency PageAllocator::residency() const noexcept { return impl_->residency(); }
 PagePolicy PageAllocator::policy() const noexcept { return impl_->policy(); }
 void PageAllocator::set_policy(const PagePolicy& policy) noexcept { impl_->set_policy(policy); }
 bool PageAllocator::validate() const noexcept { return impl_->validate(); }
