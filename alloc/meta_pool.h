@@ -15,7 +15,9 @@ inline constexpr std::size_t kMetaAlign = 64;
 /// refuses. Thread-safe (one internal lock); may block in mmap.
 void* meta_alloc(std::size_t size) noexcept;
 
-/// Returns a record from meta_alloc() with the same `size`. Thread-safe.
+/// Returns a record from meta_alloc() with the same `size`. The whole pages
+/// inside it go back to the OS (one madvise; the record stays mapped for
+/// reuse). Thread-safe.
 void meta_free(void* p, std::size_t size) noexcept;
 
 /// Fork support (alloc/fork.h): takes (`lock`) or releases the pool lock.

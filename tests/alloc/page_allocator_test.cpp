@@ -512,6 +512,31 @@ TEST_CASE("page allocator: collect(true) releases and purges everything the poli
   pages.free(p, kMaxOrder);
 }
 
+// The free pages left between live blocks (what a defragmented heap holds)
+// are order-0 blocks: collect(true) must give them back too, once.
+TEST_CASE("page allocator: collect(true) purges free order-0 blocks, and only once") {
+  mslab::test::TestPages owner(PagePolicy{.retain_free_chunks = 1, .release_delay_ms = 3'600'000, .purge_order = 4,
+                                 .purge_delay_ms = 3'600'000});
+  PageAllocator& pages = owner.get();
+  std::vector<void*> blocks(64);
+  for (void*& p : blocks) {
+    p = pages.alloc(0);
+    REQUIRE(p != nullptr);
+    touch(p, kPageSize);
+  }
+  for (std::size_t i = 0; i < blocks.size(); i += 2) pages.free(blocks[i], 0);  // no two free buddies
+  CHECK(pages.stats().free_blocks[0] >= 32);
+  CHECK(pages.residency().free_bytes == 32 * kPageSize);
+  CHECK(pages.collect() == 0);  // below purge_order and not due: the normal path waits
+  CHECK(pages.residency().free_bytes == 32 * kPageSize);
+  CHECK(pages.collect(true) == 32 * kPageSize);
+  CHECK(pages.residency().free_bytes == 0);
+  CHECK(pages.residency().chunk_bytes == 32 * kPageSize);  // the live blocks only
+  CHECK(pages.collect(true) == 0);  // purged blocks are not purged again
+  CHECK_VALID(pages);
+  for (std::size_t i = 1; i < blocks.size(); i += 2) pages.free(blocks[i], 0);
+}
+
 TEST_CASE("page allocator: purge_order selects which free blocks are purged") {
   mslab::test::TestPages owner(PagePolicy{.retain_free_chunks = 1, .release_delay_ms = 0, .purge_order = 4,
                                  .purge_delay_ms = 0});
