@@ -4,8 +4,9 @@
 // A pass works in two steps, each on a fresh survey of the detached slabs of
 // the movable caches:
 //   1. chunk evacuation — chunks whose every used page is such a slab, and
-//      whose live objects fit in free slots elsewhere, fewest live bytes
-//      first: the chunk is excluded from page allocation, all its slabs are
+//      whose live objects fit elsewhere (free slots, or new slabs from free
+//      pages of other partly used chunks: Room), fewest live bytes first:
+//      the chunk is excluded from page allocation, all its slabs are
 //      isolated and evacuated; it ends as a free 2 MiB block;
 //   2. slab compaction (not for make_available) — per cache, the sparsest
 //      slabs whose objects fit in the free slots of the others are isolated
@@ -14,6 +15,7 @@
 #include "defrag/defragmenter.h"
 
 #include <algorithm>
+#include <bit>
 #include <vector>
 
 #include "defrag/evacuate.h"
@@ -45,10 +47,83 @@ struct SlabInfo {
   std::uint32_t pages;
 };
 
+// One cache's part of a chunk: its live objects there and the free slots
+// of its slabs there.
+struct ChunkNeed {
+  std::size_t live = 0, free = 0;
+};
+
 struct ChunkPlan {
   std::uintptr_t base;
   std::size_t live_bytes;
-  std::size_t first, last;  // its range in the survey (sorted by chunk)
+  std::size_t first, last;      // its range in the survey (sorted by chunk)
+  std::vector<ChunkNeed> need;  // per cache (index into the pass's references)
+};
+
+// Where a chunk's live objects can go: free slots of their cache's slabs
+// outside the chunk, then new slabs from free pages outside it (the page
+// allocator hands them out elsewhere while the chunk is excluded). Only
+// free blocks below order 9 count as pages: filling a wholly free chunk to
+// empty another frees nothing, and the pass would chase its own tail. The
+// free slot counts come from the survey and are kept current by
+// evacuated(); the pages are read from the page allocator at each question.
+struct Room {
+  std::vector<std::size_t> free_slots;  // per cache, in all surveyed slabs
+  std::vector<unsigned> slab_order;     // per cache
+  std::vector<std::size_t> capacity;    // per cache: objects per slab
+
+  explicit Room(const std::vector<CacheRef>& refs)
+      : free_slots(refs.size(), 0), slab_order(refs.size(), 0), capacity(refs.size(), 1) {
+    for (std::size_t c = 0; c < refs.size(); ++c)
+      capacity[c] = std::max<std::size_t>(1, refs[c]->cache().objects_per_slab());
+  }
+
+  /// True if `plan`'s live objects fit outside its chunk.
+  bool fits(const ChunkPlan& plan, const PageAllocator& pages) const noexcept {
+    const PageStats st = pages.stats();
+    // Free pages by order outside the chunk, below order 9. The chunk's own
+    // free pages are taken off the smallest orders first (a guess: its
+    // blocks are not listed by order), which only errs towards too little.
+    std::size_t by_order[kMaxOrder] = {};
+    for (unsigned k = 0; k < kMaxOrder; ++k) by_order[k] = st.free_blocks[k] << k;
+    const long own = pages.chunk_free_pages(reinterpret_cast<void*>(plan.base));
+    std::size_t take = own > 0 ? static_cast<std::size_t>(own) : 0;
+    for (unsigned k = 0; k < kMaxOrder && take > 0; ++k) {
+      const std::size_t t = std::min(take, by_order[k]);
+      by_order[k] -= t;
+      take -= t;
+    }
+    // Pages the shortfall needs, per slab order.
+    std::size_t need_pages[kMaxOrder + 1] = {};
+    for (std::size_t c = 0; c < plan.need.size(); ++c) {
+      const std::size_t live = plan.need[c].live;
+      if (live == 0) continue;
+      const std::size_t outside = free_slots[c] - std::min(free_slots[c], plan.need[c].free);
+      if (live <= outside) continue;
+      if (slab_order[c] >= kMaxOrder) return false;
+      const std::size_t slabs = (live - outside + capacity[c] - 1) / capacity[c];
+      need_pages[slab_order[c]] += slabs << slab_order[c];
+    }
+    // From the largest slab order down: a slab of order k takes a free
+    // block of order k or more.
+    std::size_t spare = 0;
+    for (unsigned k = kMaxOrder; k-- > 0;) {
+      spare += by_order[k];
+      if (need_pages[k] > spare) return false;
+      spare -= need_pages[k];
+    }
+    return true;
+  }
+
+  /// `plan`'s chunk was evacuated: its slabs' free slots are gone and its
+  /// objects took free slots elsewhere (or new slabs, whose spare slots are
+  /// not counted: later questions only err towards too little).
+  void evacuated(const ChunkPlan& plan) noexcept {
+    for (std::size_t c = 0; c < plan.need.size(); ++c) {
+      free_slots[c] -= std::min(free_slots[c], plan.need[c].free);
+      free_slots[c] -= std::min(free_slots[c], plan.need[c].live);
+    }
+  }
 };
 
 struct Isolated {
@@ -78,33 +153,36 @@ class Pass {
     std::sort(survey_.begin(), survey_.end(), [](const SlabInfo& a, const SlabInfo& b) {
       return a.chunk != b.chunk ? a.chunk < b.chunk : a.live < b.live;
     });
-    std::vector<std::size_t> free_slots(refs_.size(), 0), live_here(refs_.size()), free_here(refs_.size());
-    for (const SlabInfo& s : survey_) free_slots[s.cache] += s.capacity - s.live;
+    Room room(refs_);
+    for (const SlabInfo& s : survey_) {
+      room.free_slots[s.cache] += s.capacity - s.live;
+      room.slab_order[s.cache] = static_cast<unsigned>(std::countr_zero(s.pages));
+    }
     std::vector<ChunkPlan> plans;
     for (std::size_t i = 0; i < survey_.size();) {
-      std::size_t j = i, slab_pages = 0, live_bytes = 0;
-      std::fill(live_here.begin(), live_here.end(), 0);
-      std::fill(free_here.begin(), free_here.end(), 0);
-      for (; j < survey_.size() && survey_[j].chunk == survey_[i].chunk; ++j) {
-        const SlabInfo& s = survey_[j];
+      ChunkPlan plan{survey_[i].chunk, 0, i, i, std::vector<ChunkNeed>(refs_.size())};
+      std::size_t slab_pages = 0;
+      for (; plan.last < survey_.size() && survey_[plan.last].chunk == plan.base; ++plan.last) {
+        const SlabInfo& s = survey_[plan.last];
         slab_pages += s.pages;
-        live_here[s.cache] += s.live;
-        free_here[s.cache] += s.capacity - s.live;
-        live_bytes += std::size_t{s.live} * refs_[s.cache]->cache().object_size();
+        plan.need[s.cache].live += s.live;
+        plan.need[s.cache].free += s.capacity - s.live;
+        plan.live_bytes += std::size_t{s.live} * refs_[s.cache]->cache().object_size();
       }
-      bool room = true;
-      for (std::size_t c = 0; c < refs_.size(); ++c) room = room && free_slots[c] - free_here[c] >= live_here[c];
-      const long free_pages = pages_.chunk_free_pages(reinterpret_cast<void*>(survey_[i].chunk));
+      const long free_pages = pages_.chunk_free_pages(reinterpret_cast<void*>(plan.base));
       const bool evacuable = free_pages >= 0 && static_cast<std::size_t>(free_pages) + slab_pages == kPagesPerChunk;
-      // Without room the objects could only move into new slabs: compaction
-      // on demand accepts that, a plain pass does not.
-      if (evacuable && (room || target_ != kNoTarget)) plans.push_back({survey_[i].chunk, live_bytes, i, j});
-      i = j;
+      i = plan.last;
+      // Without room the objects could only move into new chunks:
+      // compaction on demand accepts that, a plain pass does not.
+      if (evacuable && (target_ != kNoTarget || room.fits(plan, pages_))) plans.push_back(std::move(plan));
     }
     std::sort(plans.begin(), plans.end(),
               [](const ChunkPlan& a, const ChunkPlan& b) { return a.live_bytes < b.live_bytes; });
     for (const ChunkPlan& plan : plans) {
       if (done()) break;
+      // Earlier evacuations used up room: ask again with the page
+      // allocator's figures of now.
+      if (target_ == kNoTarget && !room.fits(plan, pages_)) continue;
       void* base = reinterpret_cast<void*>(plan.base);
       if (!pages_.exclude_chunk(base, true)) continue;  // the chunk went back to the OS
       // Every detached slab of the movable caches in the chunk is isolated,
@@ -119,6 +197,7 @@ class Pass {
       }
       evacuate_isolated();
       pages_.exclude_chunk(base, false);
+      room.evacuated(plan);
       if (pages_.chunk_free_pages(base) == static_cast<long>(kPagesPerChunk)) ++r_.chunks_evacuated;
     }
   }
