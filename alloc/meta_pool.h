@@ -40,4 +40,27 @@ void meta_delete(T* p) noexcept {
   meta_free(p, sizeof(T));
 }
 
+/// A standard allocator over meta_alloc(), for the library's own working
+/// arrays (the defragmenter's survey): memory the library takes from the OS
+/// goes back to it when the array is freed (a record above 64 KiB is
+/// unmapped, a smaller one purged), instead of staying in the application's
+/// malloc. Throws std::bad_alloc when the OS refuses, as std::allocator.
+template <class T>
+struct MetaAllocator {
+  using value_type = T;
+  MetaAllocator() noexcept = default;
+  template <class U>
+  MetaAllocator(const MetaAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    void* p = meta_alloc(n * sizeof(T));
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t n) noexcept { meta_free(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const MetaAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+
 }  // namespace mslab::detail
