@@ -72,6 +72,7 @@ class PageAllocatorImpl {
   }
   bool exclude_chunk(const void* p, bool excluded) noexcept;
   long chunk_free_pages(const void* p) const noexcept;
+  bool chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept;
   void set_policy(const PagePolicy& policy) noexcept {
     std::lock_guard guard(lock_);
     policy_ = policy;
@@ -249,6 +250,16 @@ long PageAllocatorImpl::chunk_free_pages(const void* p) const noexcept {
   const ChunkDesc* chunk = chunk_of(p);
   if (chunk == nullptr || chunk->owner != this) return -1;
   return static_cast<long>(chunk->free_pages);
+}
+
+bool PageAllocatorImpl::chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept {
+  std::lock_guard guard(lock_);
+  const ChunkDesc* chunk = chunk_of(p);
+  if (chunk == nullptr || chunk->owner != this) return false;
+  for (std::size_t& n : by_order) n = 0;
+  for (std::size_t i = 0; i < kPagesPerChunk; i += std::size_t{1} << chunk->pages[i].order)
+    if (chunk->pages[i].state == PageState::kFreeHead) ++by_order[chunk->pages[i].order];
+  return true;
 }
 
 // Why freeing `block` with `order` is invalid, or nullptr if it is valid.
@@ -481,6 +492,9 @@ void PageAllocator::set_policy(const PagePolicy& policy) noexcept { impl_->set_p
 bool PageAllocator::validate() const noexcept { return impl_->validate(); }
 bool PageAllocator::exclude_chunk(const void* p, bool excluded) noexcept { return impl_->exclude_chunk(p, excluded); }
 long PageAllocator::chunk_free_pages(const void* p) const noexcept { return impl_->chunk_free_pages(p); }
+bool PageAllocator::chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept {
+  return impl_->chunk_free_blocks(p, by_order);
+}
 
 bool PageAllocator::free_block(void* block) noexcept {
   detail::ChunkDesc* chunk = detail::chunk_of(block);

@@ -188,6 +188,10 @@ class PageAllocator {
   /// -1 if `p` is not in a chunk of this allocator. Thread-safe; takes the
   /// lock; the answer may be stale at once.
   long chunk_free_pages(const void* p) const noexcept;
+  /// The free blocks of the chunk holding `p`, counted by order into
+  /// `by_order`; false (and `by_order` untouched) if `p` is not in a chunk
+  /// of this allocator. Thread-safe; takes the lock; O(pages of a chunk).
+  bool chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept;
   /// Fork support (alloc/fork.h): takes (`lock`) or releases the internal
   /// lock, so that a child process never inherits it held.
   void lock_for_fork(bool lock) noexcept;

@@ -81,19 +81,14 @@ struct Room {
 
   /// True if `plan`'s live objects fit outside its chunk.
   bool fits(const ChunkPlan& plan, const PageAllocator& pages) const noexcept {
+    // Free pages by order outside the chunk, below order 9 (the two reads
+    // are not atomic together: a block freed in between errs either way by
+    // one block).
     const PageStats st = pages.stats();
-    // Free pages by order outside the chunk, below order 9. The chunk's own
-    // free pages are taken off the smallest orders first (a guess: its
-    // blocks are not listed by order), which only errs towards too little.
+    std::size_t own[kMaxOrder + 1] = {};
+    if (!pages.chunk_free_blocks(reinterpret_cast<void*>(plan.base), own)) return false;
     std::size_t by_order[kMaxOrder] = {};
-    for (unsigned k = 0; k < kMaxOrder; ++k) by_order[k] = st.free_blocks[k] << k;
-    const long own = pages.chunk_free_pages(reinterpret_cast<void*>(plan.base));
-    std::size_t take = own > 0 ? static_cast<std::size_t>(own) : 0;
-    for (unsigned k = 0; k < kMaxOrder && take > 0; ++k) {
-      const std::size_t t = std::min(take, by_order[k]);
-      by_order[k] -= t;
-      take -= t;
-    }
+    for (unsigned k = 0; k < kMaxOrder; ++k) by_order[k] = (st.free_blocks[k] - std::min(st.free_blocks[k], own[k])) << k;
     // Pages the shortfall needs, per slab order.
     std::size_t need_pages[kMaxOrder + 1] = {};
     for (std::size_t c = 0; c < plan.need.size(); ++c) {
@@ -406,6 +401,7 @@ Report Defragmenter::pass(const Budget& budget, unsigned target) noexcept {
     Pass pass(pages_, registry_, budget, target, r);
     pass.evacuate_chunks();
     if (target == kNoTarget && !pass.done()) pass.compact_slabs();
+    if (target == kNoTarget && !pass.done()) pass.evacuate_chunks();
   }  // the pass's references are dropped here, after every slab is released
   r.free_2m_after = pages_.stats().free_2m_blocks();
   r.elapsed = Clock::now() - start;
