@@ -14,7 +14,11 @@ namespace mslab::detail {
 namespace {
 
 constexpr std::size_t kRegionSize = std::size_t{1} << 20;
-constexpr std::size_t kMaxPooled = 64 * 1024;              // larger: own mapping
+// Larger records get their own mapping, unmapped when freed: a chunk
+// descriptor (18 KiB) is one, so a page allocator that unmaps chunks leaves
+// nothing of theirs resident (a pooled record keeps its first and last
+// pages when freed).
+constexpr std::size_t kMaxPooled = 16 * 1024;
 constexpr std::size_t kClasses = kMaxPooled / kMetaAlign;  // one list per 64 B step
 
 struct FreeRecord {

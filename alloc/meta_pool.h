@@ -42,7 +42,7 @@ void meta_delete(T* p) noexcept {
 
 /// A standard allocator over meta_alloc(), for the library's own working
 /// arrays (the defragmenter's survey): memory the library takes from the OS
-/// goes back to it when the array is freed (a record above 64 KiB is
+/// goes back to it when the array is freed (a record above 16 KiB is
 /// unmapped, a smaller one purged), instead of staying in the application's
 /// malloc. Throws std::bad_alloc when the OS refuses, as std::allocator.
 template <class T>

@@ -1,6 +1,6 @@
 // The metadata pool: records come back zeroed, and a freed record's whole
-// pages go back to the OS (a page allocator that unmaps chunks must not
-// keep their 18 KiB descriptors resident).
+// pages go back to the OS; a record above 16 KiB (a chunk descriptor) is
+// unmapped.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -12,7 +12,7 @@
 namespace mslab::detail {
 
 TEST_CASE("meta pool: a freed record's whole pages are purged, and it comes back zeroed") {
-  constexpr std::size_t kSize = 40 * 1024;  // pooled (below 64 KiB), spans several pages
+  constexpr std::size_t kSize = 12 * 1024;  // pooled (up to 16 KiB), spans whole pages
   auto* p = static_cast<unsigned char*>(meta_alloc(kSize));
   REQUIRE(p != nullptr);
   std::memset(p, 0xA5, kSize);
@@ -31,6 +31,18 @@ TEST_CASE("meta pool: a freed record's whole pages are purged, and it comes back
   for (std::size_t i = 0; i < kSize; ++i) zero = zero && q[i] == 0;
   CHECK(zero);
   meta_free(q, kSize);
+}
+
+TEST_CASE("meta pool: a record above 16 KiB has its own mapping, gone when freed") {
+  constexpr std::size_t kSize = 18 * 1024 + 64;  // a chunk descriptor's size
+  const std::size_t before = meta_mapped_bytes();
+  void* p = meta_alloc(kSize);
+  REQUIRE(p != nullptr);
+  CHECK(reinterpret_cast<std::uintptr_t>(p) % os::page_size() == 0);
+  CHECK(meta_mapped_bytes() == before + 5 * os::page_size());
+  std::memset(p, 0xA5, kSize);
+  meta_free(p, kSize);
+  CHECK(meta_mapped_bytes() == before);
 }
 
 }  // namespace mslab::detail

@@ -668,8 +668,8 @@ TEST_CASE("page allocator: max_chunks caps the chunks held") {
 TEST_CASE("page allocator: an injected OS failure makes alloc return nullptr and it recovers") {
   mslab::test::TestPages owner(PagePolicy{.retain_free_chunks = 0, .release_delay_ms = 0});
   PageAllocator& pages = owner.get();
-  // Warm the metadata pool so that chunk descriptors come from it (then the
-  // only OS calls below are the chunk reservations).
+  // Each new chunk takes two OS calls: its reservation, then the mapping of
+  // its descriptor (above the metadata pool's 16 KiB, so mapped on its own).
   {
     void* warm[3];
     for (void*& p : warm) REQUIRE((p = pages.alloc(kMaxOrder)) != nullptr);
@@ -688,7 +688,7 @@ TEST_CASE("page allocator: an injected OS failure makes alloc return nullptr and
     pages.free(p, 0);
   }
   SUBCASE("failure of a later call") {
-    os::inject_failure(2);
+    os::inject_failure(4);  // the third chunk's reservation
     void* a = pages.alloc(kMaxOrder);
     void* b = pages.alloc(kMaxOrder);
     CHECK(a != nullptr);
@@ -700,6 +700,16 @@ TEST_CASE("page allocator: an injected OS failure makes alloc return nullptr and
     CHECK_VALID(pages);
     for (void* p : {a, b, c})
       if (p != nullptr) pages.free(p, kMaxOrder);
+  }
+  SUBCASE("failure to map a chunk's descriptor") {
+    const std::size_t reserved = os::reserved_bytes();
+    os::inject_failure(1);
+    CHECK(pages.alloc(0) == nullptr);
+    CHECK(pages.stats().chunks_reserved == 0);
+    CHECK(os::reserved_bytes() == reserved);  // the reservation went back
+    void* p = pages.alloc(0);
+    REQUIRE(p != nullptr);
+    pages.free(p, 0);
   }
   SUBCASE("sticky failure until disarmed") {
     os::inject_failure(0, /*sticky=*/true);
