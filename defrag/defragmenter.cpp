@@ -28,6 +28,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kCompactBatch = 64;  // slabs isolated at once by slab compaction
+constexpr int kExtraRounds = 3;             // chunk evacuation rounds after compaction
 
 // The pass's working arrays come from the library's metadata pool, so that
 // they go back to the OS after the pass (the survey alone is 32 B per slab:
@@ -150,7 +151,9 @@ class Pass {
 
   bool done() const noexcept { return r_.budget_exhausted || (target_ != kNoTarget && available()); }
 
-  void evacuate_chunks() noexcept {
+  /// Returns the number of chunks it emptied.
+  std::size_t evacuate_chunks() noexcept {
+    const std::size_t emptied_before = r_.chunks_evacuated;
     survey();
     std::sort(survey_.begin(), survey_.end(), [](const SlabInfo& a, const SlabInfo& b) {
       return a.chunk != b.chunk ? a.chunk < b.chunk : a.live < b.live;
@@ -202,6 +205,7 @@ class Pass {
       room.evacuated(plan);
       if (pages_.chunk_free_pages(base) == static_cast<long>(kPagesPerChunk)) ++r_.chunks_evacuated;
     }
+    return r_.chunks_evacuated - emptied_before;
   }
 
   void compact_slabs() noexcept {
@@ -404,7 +408,10 @@ Report Defragmenter::pass(const Budget& budget, unsigned target) noexcept {
     Pass pass(pages_, registry_, budget, target, r);
     pass.evacuate_chunks();
     if (target == kNoTarget && !pass.done()) pass.compact_slabs();
-    if (target == kNoTarget && !pass.done()) pass.evacuate_chunks();
+    // The holes compaction left are room for more chunks; each round's
+    // own holes may make room for another (a few rounds at most).
+    for (int round = 0; round < kExtraRounds && target == kNoTarget && !pass.done(); ++round)
+      if (pass.evacuate_chunks() == 0) break;
   }  // the pass's references are dropped here, after every slab is released
   r.free_2m_after = pages_.stats().free_2m_blocks();
   r.elapsed = Clock::now() - start;
