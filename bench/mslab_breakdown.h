@@ -1,12 +1,11 @@
 // Where an mslab-defrag run's resident memory goes, printed to stderr when
 // the environment sets MSLAB_BENCH_BREAKDOWN (diagnostics for issue 5's
-// RSS/live target; never part of the measured figures). Splits RSS into:
-// the movable caches' slabs (live objects and the rest), other blocks in use,
-// free pages still resident, the library's metadata, and what lies outside
-// the page allocator and the metadata pool.
+// RSS/live target, not part of the report; when enabled it runs between the
+// measurements, and its own code and output add a little to the later RSS).
+// Splits RSS into: the movable caches' slabs (live objects and the rest),
+// other blocks in use, free pages resident (asked of the kernel: mincore),
+// chunk descriptors, and what lies outside the chunks.
 #pragma once
-
-#include <malloc.h>
 
 #include <cstddef>
 #include <cstdio>
@@ -60,11 +59,6 @@ inline void print_mslab_breakdown(const char* when, std::size_t live_bytes, std:
                static_cast<double>(res.desc_bytes) / mb, share(static_cast<double>(res.desc_bytes)));
   std::fprintf(stderr, "  metadata mapped %.3f MB (%.4f)\n", meta / mb, share(meta));
   const double outside = rss - static_cast<double>(res.chunk_bytes);
-  const struct mallinfo2 mi = ::mallinfo2();
-  std::fprintf(stderr, "  glibc malloc: arena %.3f MB (in use %.3f, free %.3f, top %.3f), mmapped %.3f MB\n",
-               static_cast<double>(mi.arena) / mb, static_cast<double>(mi.uordblks) / mb,
-               static_cast<double>(mi.fordblks) / mb, static_cast<double>(mi.keepcost) / mb,
-               static_cast<double>(mi.hblkhd) / mb);
   std::fprintf(stderr, "  outside the chunks (metadata included) %.3f MB (%.4f)\n", outside / mb,
                share(outside));
 }

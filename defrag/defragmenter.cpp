@@ -1,7 +1,7 @@
 // The defragmenter (defragmenter.h): survey, chunk evacuation, slab
 // compaction.
 //
-// A pass works in two steps, each on a fresh survey of the detached slabs of
+// A pass works in steps, each on a fresh survey of the detached slabs of
 // the movable caches:
 //   1. chunk evacuation — chunks whose every used page is such a slab, and
 //      whose live objects fit elsewhere (free slots, or new slabs from free
@@ -11,7 +11,9 @@
 //   2. slab compaction (not for make_available) — per cache, the sparsest
 //      slabs whose objects fit in the free slots of the others are isolated
 //      in batches and evacuated; their copies fill the densest slabs
-//      (alloc_direct), so the pages of the emptied slabs go back.
+//      (alloc_direct), so the pages of the emptied slabs go back;
+//   3. chunk evacuation again (not for make_available), up to kExtraRounds
+//      times while a round empties a chunk: compaction's holes are room.
 #include "defrag/defragmenter.h"
 
 #include <algorithm>
@@ -64,8 +66,8 @@ struct ChunkNeed {
 struct ChunkPlan {
   std::uintptr_t base;
   std::size_t live_bytes;
-  std::size_t first, last;      // its range in the survey (sorted by chunk)
-  Vec<ChunkNeed> need;  // per cache (index into the pass's references)
+  std::size_t first, last;  // its range in the survey (sorted by chunk)
+  Vec<ChunkNeed> need;      // per cache (index into the pass's references)
 };
 
 // Where a chunk's live objects can go: free slots of their cache's slabs
@@ -95,7 +97,8 @@ struct Room {
     std::size_t own[kMaxOrder + 1] = {};
     if (!pages.chunk_free_blocks(reinterpret_cast<void*>(plan.base), own)) return false;
     std::size_t by_order[kMaxOrder] = {};
-    for (unsigned k = 0; k < kMaxOrder; ++k) by_order[k] = (st.free_blocks[k] - std::min(st.free_blocks[k], own[k])) << k;
+    for (unsigned k = 0; k < kMaxOrder; ++k)
+      by_order[k] = (st.free_blocks[k] - std::min(st.free_blocks[k], own[k])) << k;
     // Pages the shortfall needs, per slab order.
     std::size_t need_pages[kMaxOrder + 1] = {};
     for (std::size_t c = 0; c < plan.need.size(); ++c) {
