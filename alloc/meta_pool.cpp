@@ -1,5 +1,6 @@
 // Metadata allocator (meta_pool.h): bump allocation from 1 MiB regions,
 // free lists by exact rounded size, large records mapped on their own.
+// The whole pages of a freed pooled record go back to the OS.
 #include "alloc/meta_pool.h"
 
 #include <atomic>
@@ -13,7 +14,11 @@ namespace mslab::detail {
 namespace {
 
 constexpr std::size_t kRegionSize = std::size_t{1} << 20;
-constexpr std::size_t kMaxPooled = 64 * 1024;              // larger: own mapping
+// Larger records get their own mapping, unmapped when freed: a chunk
+// descriptor (18 KiB) is one, so a page allocator that unmaps chunks leaves
+// nothing of theirs resident (a pooled record keeps its first and last
+// pages when freed).
+constexpr std::size_t kMaxPooled = 16 * 1024;
 constexpr std::size_t kClasses = kMaxPooled / kMetaAlign;  // one list per 64 B step
 
 struct FreeRecord {
@@ -79,6 +84,14 @@ void meta_free(void* ptr, std::size_t size) noexcept {
     pool().mapped.fetch_sub(round_to_pages(size), std::memory_order_relaxed);
     return;
   }
+  // A pooled record spanning whole pages (a chunk descriptor is 18 KiB)
+  // gives them back to the OS: a page allocator that unmaps most of its
+  // chunks must not keep their descriptors resident. The first page keeps
+  // the free-list link; meta_alloc() zeroes a reused record anyway.
+  const std::size_t page = os::page_size();
+  const auto begin = (reinterpret_cast<std::uintptr_t>(ptr) + sizeof(FreeRecord) + page - 1) & ~(page - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(ptr) + size) & ~(page - 1);
+  if (end > begin) os::purge(reinterpret_cast<void*>(begin), end - begin);
   Pool& p = pool();
   std::lock_guard guard(p.lock);
   auto* r = static_cast<FreeRecord*>(ptr);

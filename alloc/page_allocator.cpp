@@ -59,6 +59,7 @@ class PageAllocatorImpl {
     return maintain(now_ms(), force);
   }
   PageStats stats() const noexcept;
+  PageResidency residency() const noexcept;
   bool validate() const noexcept;
   void inject_failure(long n, bool sticky) noexcept {
     std::lock_guard guard(lock_);
@@ -71,6 +72,7 @@ class PageAllocatorImpl {
   }
   bool exclude_chunk(const void* p, bool excluded) noexcept;
   long chunk_free_pages(const void* p) const noexcept;
+  bool chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept;
   void set_policy(const PagePolicy& policy) noexcept {
     std::lock_guard guard(lock_);
     policy_ = policy;
@@ -250,6 +252,16 @@ long PageAllocatorImpl::chunk_free_pages(const void* p) const noexcept {
   return static_cast<long>(chunk->free_pages);
 }
 
+bool PageAllocatorImpl::chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept {
+  std::lock_guard guard(lock_);
+  const ChunkDesc* chunk = chunk_of(p);
+  if (chunk == nullptr || chunk->owner != this) return false;
+  for (std::size_t& n : by_order) n = 0;
+  for (std::size_t i = 0; i < kPagesPerChunk; i += std::size_t{1} << chunk->pages[i].order)
+    if (chunk->pages[i].state == PageState::kFreeHead) ++by_order[chunk->pages[i].order];
+  return true;
+}
+
 // Why freeing `block` with `order` is invalid, or nullptr if it is valid.
 // Caller holds the lock; the report is made after unlocking, so that an error
 // handler may allocate.
@@ -377,6 +389,18 @@ PageStats PageAllocatorImpl::stats() const noexcept {
   return s;
 }
 
+PageResidency PageAllocatorImpl::residency() const noexcept {
+  std::lock_guard guard(lock_);
+  PageResidency r{};
+  for (const ChunkDesc& chunk : chunks_) {
+    r.chunk_bytes += os::resident_in(chunk.base, kChunkSize);
+    r.desc_bytes += sizeof(ChunkDesc);
+  }
+  for (const FreeList& list : free_lists_)
+    for (const PageDesc& head : list) r.free_bytes += os::resident_in(head.block, order_bytes(head.order));
+  return r;
+}
+
 bool PageAllocatorImpl::validate() const noexcept {
   std::lock_guard guard(lock_);
   auto fail = [](const void* where, const char* what) {
@@ -462,11 +486,15 @@ void PageAllocator::free(void* block, unsigned order) noexcept {
 std::size_t PageAllocator::collect(bool force) noexcept { return impl_->collect(force); }
 void PageAllocator::inject_failure(long n, bool sticky) noexcept { impl_->inject_failure(n, sticky); }
 PageStats PageAllocator::stats() const noexcept { return impl_->stats(); }
+PageResidency PageAllocator::residency() const noexcept { return impl_->residency(); }
 PagePolicy PageAllocator::policy() const noexcept { return impl_->policy(); }
 void PageAllocator::set_policy(const PagePolicy& policy) noexcept { impl_->set_policy(policy); }
 bool PageAllocator::validate() const noexcept { return impl_->validate(); }
 bool PageAllocator::exclude_chunk(const void* p, bool excluded) noexcept { return impl_->exclude_chunk(p, excluded); }
 long PageAllocator::chunk_free_pages(const void* p) const noexcept { return impl_->chunk_free_pages(p); }
+bool PageAllocator::chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept {
+  return impl_->chunk_free_blocks(p, by_order);
+}
 
 bool PageAllocator::free_block(void* block) noexcept {
   detail::ChunkDesc* chunk = detail::chunk_of(block);

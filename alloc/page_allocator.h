@@ -116,6 +116,13 @@ struct PageStats {
   std::size_t free_2m_blocks() const noexcept { return free_blocks[kMaxOrder]; }
 };
 
+/// What of the chunks is backed by physical memory now (residency()).
+struct PageResidency {
+  std::size_t chunk_bytes;  // resident bytes in all chunks
+  std::size_t free_bytes;   // of them, in free blocks
+  std::size_t desc_bytes;   // chunk descriptors (library metadata, one per chunk)
+};
+
 /// A buddy allocator instance. The process-wide one is global(); tests make
 /// their own. All members are thread-safe (one internal lock, never held
 /// across a call into another layer). Member functions never throw.
@@ -155,6 +162,9 @@ class PageAllocator {
   std::size_t collect(bool force = false) noexcept;
 
   PageStats stats() const noexcept;
+  /// Asks the OS which pages of the chunks are resident (diagnostics and
+  /// tests: O(pages) system-call work under the lock).
+  PageResidency residency() const noexcept;
   PagePolicy policy() const noexcept;
   void set_policy(const PagePolicy& policy) noexcept;
 
@@ -178,6 +188,10 @@ class PageAllocator {
   /// -1 if `p` is not in a chunk of this allocator. Thread-safe; takes the
   /// lock; the answer may be stale at once.
   long chunk_free_pages(const void* p) const noexcept;
+  /// The free blocks of the chunk holding `p`, counted by order into
+  /// `by_order`; false (and `by_order` untouched) if `p` is not in a chunk
+  /// of this allocator. Thread-safe; takes the lock; O(pages of a chunk).
+  bool chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept;
   /// Fork support (alloc/fork.h): takes (`lock`) or releases the internal
   /// lock, so that a child process never inherits it held.
   void lock_for_fork(bool lock) noexcept;

@@ -37,6 +37,10 @@ void* resize(void* addr, std::size_t old_size, std::size_t new_size) noexcept;
 /// memory falls at once, the next touch reads zeros (MADV_DONTNEED).
 void purge(void* addr, std::size_t size) noexcept;
 
+/// Bytes of [addr, addr + size) backed by physical pages now (mincore);
+/// 0 if the kernel cannot tell. For statistics and tests: O(size / page).
+std::size_t resident_in(const void* addr, std::size_t size) noexcept;
+
 /// Maps `size` bytes for the library's own metadata. Not counted against the
 /// reservation limit (metadata is small), but subject to the failure plan.
 void* map_metadata(std::size_t size) noexcept;

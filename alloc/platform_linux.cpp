@@ -1,5 +1,5 @@
 // Linux implementation of the platform layer (platform.h). This is the one
-// file of mslab that calls mmap, munmap and madvise or reads /proc.
+// file of mslab that calls mmap, munmap, madvise and mincore or reads /proc.
 #include "alloc/platform.h"
 
 #include <sys/mman.h>
@@ -100,6 +100,21 @@ void* resize(void* addr, std::size_t old_size, std::size_t new_size) noexcept {
 
 void purge(void* addr, std::size_t size) noexcept {
   ::madvise(addr, size, MADV_DONTNEED);
+}
+
+std::size_t resident_in(const void* addr, std::size_t size) noexcept {
+  // One byte per page; query in pieces so the vector stays on the stack.
+  constexpr std::size_t kPiece = 512;
+  unsigned char vec[kPiece];
+  const std::size_t page = page_size();
+  std::size_t resident = 0;
+  auto* p = static_cast<char*>(const_cast<void*>(addr));
+  for (std::size_t done = 0; done < size; done += kPiece * page) {
+    const std::size_t len = size - done < kPiece * page ? size - done : kPiece * page;
+    if (::mincore(p + done, len, vec) != 0) return 0;
+    for (std::size_t i = 0; i < (len + page - 1) / page; ++i) resident += (vec[i] & 1) ? page : 0;
+  }
+  return resident;
 }
 
 void* map_metadata(std::size_t size) noexcept {

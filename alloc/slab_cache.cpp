@@ -67,7 +67,8 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
   auto* cache = new (mem) SlabCache();
   std::strncpy(cache->name_, options.name, kMaxCacheName);
   cache->name_[kMaxCacheName] = '\0';
-  const detail::SlabGeometry g = detail::compute_slab_geometry(options.object_size, align);
+  const detail::SlabGeometry g = detail::compute_slab_geometry(
+      options.object_size, align, options.slab_waste == 0 ? detail::kMaxWasteFraction : options.slab_waste);
   cache->object_size_ = options.object_size;
   cache->stride_ = static_cast<std::uint32_t>(g.stride);
   cache->objects_offset_ = static_cast<std::uint32_t>(g.objects_offset);

@@ -49,6 +49,7 @@ struct CacheOptions {
   Constructor ctor = nullptr;     // optional, see above
   void* ctor_arg = nullptr;
   std::size_t empty_reserve = 1;  // empty slabs kept for reuse
+  unsigned slab_waste = 0;        // slab waste at most 1/slab_waste (slab_geometry.h); 0 = 8
   PageAllocator* pages = nullptr; // nullptr: PageAllocator::global()
 };
 

@@ -25,14 +25,14 @@ SlabGeometry geometry_for_order(unsigned order, std::size_t stride, std::size_t 
 
 }  // namespace
 
-SlabGeometry compute_slab_geometry(std::size_t size, std::size_t align) noexcept {
+SlabGeometry compute_slab_geometry(std::size_t size, std::size_t align, std::size_t max_waste_fraction) noexcept {
   const std::size_t stride = round_up(size, align);
   SlabGeometry best{};
   bool have_best = false;
   for (unsigned order = 0; order <= kMaxOrder; ++order) {
     const SlabGeometry g = geometry_for_order(order, stride, align);
     if (g.capacity == 0) continue;
-    if (g.capacity >= kMinObjectsPerSlab && g.waste * kMaxWasteFraction <= order_bytes(order)) return g;
+    if (g.capacity >= kMinObjectsPerSlab && g.waste * max_waste_fraction <= order_bytes(order)) return g;
     // Compare waste fractions: g.waste / bytes(g) < best.waste / bytes(best).
     if (!have_best || g.waste * order_bytes(best.order) < best.waste * order_bytes(order)) {
       best = g;

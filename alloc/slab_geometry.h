@@ -22,8 +22,12 @@ struct SlabGeometry {
 /// Chooses the geometry for objects of `size` bytes aligned to `align`
 /// (a power of two): the smallest order with at least kMinObjectsPerSlab
 /// objects and waste (header + padding + tail; the 4 bytes of slot metadata
-/// per object — link and state — are not waste) ≤ 1/kMaxWasteFraction of
-/// the slab; if none, the order with the least waste fraction. `size` must be in 1 … kMaxObjectSize.
-SlabGeometry compute_slab_geometry(std::size_t size, std::size_t align) noexcept;
+/// per object — link and state — are not waste) ≤ 1/`max_waste_fraction`
+/// of the slab; if none, the order with the least waste fraction. `size`
+/// must be in 1 … kMaxObjectSize, `max_waste_fraction` ≥ 1. A larger
+/// fraction trades bigger slabs (more memory per partial or owned slab)
+/// for less waste in every full one.
+SlabGeometry compute_slab_geometry(std::size_t size, std::size_t align,
+                                   std::size_t max_waste_fraction = kMaxWasteFraction) noexcept;
 
 }  // namespace mslab::detail

@@ -20,6 +20,7 @@
 
 #include "bench/kv_heap.h"
 #include "bench/kv_readers.h"
+#include "bench/mslab_breakdown.h"
 #include "bench/progress.h"
 #include "bench/record.h"
 #include "bench/workload_util.h"
@@ -78,6 +79,7 @@ void measure_churn_tail(Heap& heap, const Store& store, KvReaders<Store>& reader
   r.rss_bytes_before = rss_since(t.baseline);
   r.objects_live = t.n_live;
   r.live_bytes = store.live_bytes();
+  if constexpr (Heap::kMovable) print_mslab_breakdown("before defrag", *r.live_bytes, t.baseline);
 
   // Readers: a quiet window, then (movable heaps) the defrag pass.
   const bool reading = t.threads > 0 && t.n_live > 0;
@@ -112,6 +114,7 @@ void measure_churn_tail(Heap& heap, const Store& store, KvReaders<Store>& reader
   r.free_2m_blocks_after = heap.free_2m_blocks();
   heap.settle();
   r.rss_bytes_after = rss_since(t.baseline);
+  if constexpr (Heap::kMovable) print_mslab_breakdown("after defrag", *r.live_bytes, t.baseline);
   r.reader_threads = t.threads;
   if (reading) {
     const ReaderFigures quiet = readers.figures(Readers::kQuiet, quiet_ns);

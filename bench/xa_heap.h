@@ -108,7 +108,8 @@ class XaPayloadCache {
 
   bool open(std::size_t size, std::string* why) {
     CacheError error{};
-    cache_ = SlabCache::create({.name = "xa-payload", .object_size = size, .align = 16}, &error);
+    cache_ = SlabCache::create(
+        {.name = "xa-payload", .object_size = size, .align = 16, .slab_waste = kMovableSlabWaste}, &error);
     if (cache_ == nullptr) {
       *why = std::string("SlabCache::create failed: ") + error.message;
       return false;

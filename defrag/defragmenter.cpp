@@ -1,21 +1,26 @@
 // The defragmenter (defragmenter.h): survey, chunk evacuation, slab
 // compaction.
 //
-// A pass works in two steps, each on a fresh survey of the detached slabs of
+// A pass works in steps, each on a fresh survey of the detached slabs of
 // the movable caches:
 //   1. chunk evacuation — chunks whose every used page is such a slab, and
-//      whose live objects fit in free slots elsewhere, fewest live bytes
-//      first: the chunk is excluded from page allocation, all its slabs are
+//      whose live objects fit elsewhere (free slots, or new slabs from free
+//      pages of other partly used chunks: Room), fewest live bytes first:
+//      the chunk is excluded from page allocation, all its slabs are
 //      isolated and evacuated; it ends as a free 2 MiB block;
 //   2. slab compaction (not for make_available) — per cache, the sparsest
 //      slabs whose objects fit in the free slots of the others are isolated
 //      in batches and evacuated; their copies fill the densest slabs
-//      (alloc_direct), so the pages of the emptied slabs go back.
+//      (alloc_direct), so the pages of the emptied slabs go back;
+//   3. chunk evacuation again (not for make_available), up to kExtraRounds
+//      times while a round empties a chunk: compaction's holes are room.
 #include "defrag/defragmenter.h"
 
 #include <algorithm>
+#include <bit>
 #include <vector>
 
+#include "alloc/meta_pool.h"
 #include "defrag/evacuate.h"
 
 namespace mslab::defrag {
@@ -25,6 +30,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kCompactBatch = 64;  // slabs isolated at once by slab compaction
+constexpr int kExtraRounds = 3;             // chunk evacuation rounds after compaction
+
+// The pass's working arrays come from the library's metadata pool, so that
+// they go back to the OS after the pass (the survey alone is 32 B per slab:
+// 0.5 MB for 16 000 slabs) instead of staying in the application's malloc.
+template <class T>
+using Vec = std::vector<T, detail::MetaAllocator<T>>;
 
 std::uintptr_t chunk_base(const void* p) noexcept {
   return reinterpret_cast<std::uintptr_t>(p) & ~static_cast<std::uintptr_t>(kChunkSize - 1);
@@ -45,10 +57,79 @@ struct SlabInfo {
   std::uint32_t pages;
 };
 
+// One cache's part of a chunk: its live objects there and the free slots
+// of its slabs there.
+struct ChunkNeed {
+  std::size_t live = 0, free = 0;
+};
+
 struct ChunkPlan {
   std::uintptr_t base;
   std::size_t live_bytes;
   std::size_t first, last;  // its range in the survey (sorted by chunk)
+  Vec<ChunkNeed> need;      // per cache (index into the pass's references)
+};
+
+// Where a chunk's live objects can go: free slots of their cache's slabs
+// outside the chunk, then new slabs from free pages outside it (the page
+// allocator hands them out elsewhere while the chunk is excluded). Only
+// free blocks below order 9 count as pages: filling a wholly free chunk to
+// empty another frees nothing, and the pass would chase its own tail. The
+// free slot counts come from the survey and are kept current by
+// evacuated(); the pages are read from the page allocator at each question.
+struct Room {
+  Vec<std::size_t> free_slots;  // per cache, in all surveyed slabs
+  Vec<unsigned> slab_order;     // per cache
+  Vec<std::size_t> capacity;    // per cache: objects per slab
+
+  explicit Room(const std::vector<CacheRef>& refs)
+      : free_slots(refs.size(), 0), slab_order(refs.size(), 0), capacity(refs.size(), 1) {
+    for (std::size_t c = 0; c < refs.size(); ++c)
+      capacity[c] = std::max<std::size_t>(1, refs[c]->cache().objects_per_slab());
+  }
+
+  /// True if `plan`'s live objects fit outside its chunk.
+  bool fits(const ChunkPlan& plan, const PageAllocator& pages) const noexcept {
+    // Free pages by order outside the chunk, below order 9 (the two reads
+    // are not atomic together: a block freed in between errs either way by
+    // one block).
+    const PageStats st = pages.stats();
+    std::size_t own[kMaxOrder + 1] = {};
+    if (!pages.chunk_free_blocks(reinterpret_cast<void*>(plan.base), own)) return false;
+    std::size_t by_order[kMaxOrder] = {};
+    for (unsigned k = 0; k < kMaxOrder; ++k)
+      by_order[k] = (st.free_blocks[k] - std::min(st.free_blocks[k], own[k])) << k;
+    // Pages the shortfall needs, per slab order.
+    std::size_t need_pages[kMaxOrder + 1] = {};
+    for (std::size_t c = 0; c < plan.need.size(); ++c) {
+      const std::size_t live = plan.need[c].live;
+      if (live == 0) continue;
+      const std::size_t outside = free_slots[c] - std::min(free_slots[c], plan.need[c].free);
+      if (live <= outside) continue;
+      if (slab_order[c] >= kMaxOrder) return false;
+      const std::size_t slabs = (live - outside + capacity[c] - 1) / capacity[c];
+      need_pages[slab_order[c]] += slabs << slab_order[c];
+    }
+    // From the largest slab order down: a slab of order k takes a free
+    // block of order k or more.
+    std::size_t spare = 0;
+    for (unsigned k = kMaxOrder; k-- > 0;) {
+      spare += by_order[k];
+      if (need_pages[k] > spare) return false;
+      spare -= need_pages[k];
+    }
+    return true;
+  }
+
+  /// `plan`'s chunk was evacuated: its slabs' free slots are gone and its
+  /// objects took free slots elsewhere (or new slabs, whose spare slots are
+  /// not counted: later questions only err towards too little).
+  void evacuated(const ChunkPlan& plan) noexcept {
+    for (std::size_t c = 0; c < plan.need.size(); ++c) {
+      free_slots[c] -= std::min(free_slots[c], plan.need[c].free);
+      free_slots[c] -= std::min(free_slots[c], plan.need[c].live);
+    }
+  }
 };
 
 struct Isolated {
@@ -73,38 +154,43 @@ class Pass {
 
   bool done() const noexcept { return r_.budget_exhausted || (target_ != kNoTarget && available()); }
 
-  void evacuate_chunks() noexcept {
+  /// Returns the number of chunks it emptied.
+  std::size_t evacuate_chunks() noexcept {
+    const std::size_t emptied_before = r_.chunks_evacuated;
     survey();
     std::sort(survey_.begin(), survey_.end(), [](const SlabInfo& a, const SlabInfo& b) {
       return a.chunk != b.chunk ? a.chunk < b.chunk : a.live < b.live;
     });
-    std::vector<std::size_t> free_slots(refs_.size(), 0), live_here(refs_.size()), free_here(refs_.size());
-    for (const SlabInfo& s : survey_) free_slots[s.cache] += s.capacity - s.live;
-    std::vector<ChunkPlan> plans;
+    Room room(refs_);
+    for (const SlabInfo& s : survey_) {
+      room.free_slots[s.cache] += s.capacity - s.live;
+      room.slab_order[s.cache] = static_cast<unsigned>(std::countr_zero(s.pages));
+    }
+    Vec<ChunkPlan> plans;
     for (std::size_t i = 0; i < survey_.size();) {
-      std::size_t j = i, slab_pages = 0, live_bytes = 0;
-      std::fill(live_here.begin(), live_here.end(), 0);
-      std::fill(free_here.begin(), free_here.end(), 0);
-      for (; j < survey_.size() && survey_[j].chunk == survey_[i].chunk; ++j) {
-        const SlabInfo& s = survey_[j];
+      ChunkPlan plan{survey_[i].chunk, 0, i, i, Vec<ChunkNeed>(refs_.size())};
+      std::size_t slab_pages = 0;
+      for (; plan.last < survey_.size() && survey_[plan.last].chunk == plan.base; ++plan.last) {
+        const SlabInfo& s = survey_[plan.last];
         slab_pages += s.pages;
-        live_here[s.cache] += s.live;
-        free_here[s.cache] += s.capacity - s.live;
-        live_bytes += std::size_t{s.live} * refs_[s.cache]->cache().object_size();
+        plan.need[s.cache].live += s.live;
+        plan.need[s.cache].free += s.capacity - s.live;
+        plan.live_bytes += std::size_t{s.live} * refs_[s.cache]->cache().object_size();
       }
-      bool room = true;
-      for (std::size_t c = 0; c < refs_.size(); ++c) room = room && free_slots[c] - free_here[c] >= live_here[c];
-      const long free_pages = pages_.chunk_free_pages(reinterpret_cast<void*>(survey_[i].chunk));
+      const long free_pages = pages_.chunk_free_pages(reinterpret_cast<void*>(plan.base));
       const bool evacuable = free_pages >= 0 && static_cast<std::size_t>(free_pages) + slab_pages == kPagesPerChunk;
-      // Without room the objects could only move into new slabs: compaction
-      // on demand accepts that, a plain pass does not.
-      if (evacuable && (room || target_ != kNoTarget)) plans.push_back({survey_[i].chunk, live_bytes, i, j});
-      i = j;
+      i = plan.last;
+      // Without room the objects could only move into new chunks:
+      // compaction on demand accepts that, a plain pass does not.
+      if (evacuable && (target_ != kNoTarget || room.fits(plan, pages_))) plans.push_back(std::move(plan));
     }
     std::sort(plans.begin(), plans.end(),
               [](const ChunkPlan& a, const ChunkPlan& b) { return a.live_bytes < b.live_bytes; });
     for (const ChunkPlan& plan : plans) {
       if (done()) break;
+      // Earlier evacuations used up room: ask again with the page
+      // allocator's figures of now.
+      if (target_ == kNoTarget && !room.fits(plan, pages_)) continue;
       void* base = reinterpret_cast<void*>(plan.base);
       if (!pages_.exclude_chunk(base, true)) continue;  // the chunk went back to the OS
       // Every detached slab of the movable caches in the chunk is isolated,
@@ -119,8 +205,10 @@ class Pass {
       }
       evacuate_isolated();
       pages_.exclude_chunk(base, false);
+      room.evacuated(plan);
       if (pages_.chunk_free_pages(base) == static_cast<long>(kPagesPerChunk)) ++r_.chunks_evacuated;
     }
+    return r_.chunks_evacuated - emptied_before;
   }
 
   void compact_slabs() noexcept {
@@ -128,7 +216,7 @@ class Pass {
     std::sort(survey_.begin(), survey_.end(), [](const SlabInfo& a, const SlabInfo& b) {
       return a.cache != b.cache ? a.cache < b.cache : a.live < b.live;
     });
-    std::vector<std::uintptr_t> batch;
+    Vec<std::uintptr_t> batch;
     for (std::size_t i = 0; i < survey_.size() && !done();) {
       std::size_t j = i;
       while (j < survey_.size() && survey_[j].cache == survey_[i].cache) ++j;
@@ -249,12 +337,12 @@ class Pass {
   Report& r_;
   const Clock::time_point start_;
   std::vector<CacheRef> refs_;  // held for the whole pass
-  std::vector<SlabInfo> survey_;
-  std::vector<Isolated> isolated_;
-  std::vector<detail::Slab*> taken_;
-  std::vector<void*> scratch_;
-  std::vector<std::vector<PendingSlab>> pending_;
-  std::vector<bool> visited_;
+  Vec<SlabInfo> survey_;
+  Vec<Isolated> isolated_;
+  Vec<detail::Slab*> taken_;
+  Vec<void*> scratch_;
+  Vec<Vec<PendingSlab>> pending_;
+  Vec<bool> visited_;
   std::size_t pages_done_ = 0;
 };
 
@@ -323,6 +411,10 @@ Report Defragmenter::pass(const Budget& budget, unsigned target) noexcept {
     Pass pass(pages_, registry_, budget, target, r);
     pass.evacuate_chunks();
     if (target == kNoTarget && !pass.done()) pass.compact_slabs();
+    // The holes compaction left are room for more chunks; each round's
+    // own holes may make room for another (a few rounds at most).
+    for (int round = 0; round < kExtraRounds && target == kNoTarget && !pass.done(); ++round)
+      if (pass.evacuate_chunks() == 0) break;
   }  // the pass's references are dropped here, after every slab is released
   r.free_2m_after = pages_.stats().free_2m_blocks();
   r.elapsed = Clock::now() - start;

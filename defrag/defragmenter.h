@@ -2,16 +2,17 @@
 // pages coalesce back into 2 MiB (order-9) blocks.
 //
 // A pass surveys the registered caches, groups their detached slabs by the
-// 2 MiB chunk they lie in, and ranks the chunks: chunks that can become
-// wholly free (every used page is a slab of a movable cache) first, then by
-// fewest live bytes. For each chosen chunk it excludes the chunk from page
-// allocation, isolates every detached slab of the movable caches in it (so
-// neither new slabs nor relocation targets land there), and evacuates the
-// slabs with the fewest live objects first through the two phases
-// (evacuate.h); in a chunk that cannot become wholly free only slabs at
-// most half full are evacuated. Empty slabs go back to the page allocator at
-// once; slabs waiting for deferred frees are released after one
-// rcu::barrier() per chunk.
+// 2 MiB chunk they lie in, and picks the chunks that can become wholly free
+// (every used page is a slab of a movable cache) and whose live objects fit
+// elsewhere — free slots of their caches, or new slabs from free pages of
+// other partly used chunks — fewest live bytes first. For each chosen chunk
+// it excludes the chunk from page allocation, isolates every detached slab
+// of the movable caches in it (so neither new slabs nor relocation targets
+// land there), and evacuates the slabs with the fewest live objects first
+// through the two phases (evacuate.h). Then slab compaction packs each
+// cache's sparsest slabs into its densest, and chunk evacuation runs once
+// more. Empty slabs go back to the page allocator at once; slabs waiting
+// for deferred frees are released after one rcu::barrier() per batch.
 //
 // Entry points: run(budget) — one pass within a time or page budget;
 // make_available(order) — compaction on demand until a free block of that

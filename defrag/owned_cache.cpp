@@ -52,6 +52,7 @@ OwnedCache* OwnedCache::create(const OwnedOptions& options, CacheError* error) n
   co.object_size = kHeader + options.payload_size;
   co.align = 16;
   co.empty_reserve = options.empty_reserve;
+  co.slab_waste = options.slab_waste;
   co.pages = options.pages;
   self->cache_ = SlabCache::create(co, error);  // fills `error` itself on failure
   self->registry_ = options.registry != nullptr ? options.registry : &Registry::global();

@@ -50,6 +50,7 @@ struct OwnedOptions {
   RelocateFn relocate = nullptr;
   void* relocate_arg = nullptr;
   std::size_t empty_reserve = 1;
+  unsigned slab_waste = 0;          // CacheOptions::slab_waste (0: the default, 1/8)
   PageAllocator* pages = nullptr;   // nullptr: PageAllocator::global()
   Registry* registry = nullptr;     // nullptr: Registry::global()
 };

@@ -44,7 +44,11 @@ SlabCache* node_cache(std::size_t bytes) noexcept {
       CacheOptions o;
       o.name = "xa_node";
       o.object_size = bytes;
-      o.align = 64;  // a node starts on a cache line
+      // 16, not a cache line: nodes (560 B at shift 6) then pack without
+      // padding, 14 per 8 KiB slab instead of 13 on a 576-byte stride (7 %
+      // less node memory). Entries need 4-byte alignment only, and a lookup
+      // reads the header and one slot either way.
+      o.align = 16;
       o.ctor = &zero_node;
       o.ctor_arg = reinterpret_cast<void*>(bytes);
       c = SlabCache::create(o);

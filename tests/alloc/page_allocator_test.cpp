@@ -512,6 +512,40 @@ TEST_CASE("page allocator: collect(true) releases and purges everything the poli
   pages.free(p, kMaxOrder);
 }
 
+// The free pages left between live blocks (what a defragmented heap holds)
+// are order-0 blocks: collect(true) must give them back too, once.
+TEST_CASE("page allocator: collect(true) purges free order-0 blocks, and only once") {
+  mslab::test::TestPages owner(PagePolicy{.retain_free_chunks = 1, .release_delay_ms = 3'600'000, .purge_order = 4,
+                                 .purge_delay_ms = 3'600'000});
+  PageAllocator& pages = owner.get();
+  std::vector<void*> blocks(64);
+  for (void*& p : blocks) {
+    p = pages.alloc(0);
+    REQUIRE(p != nullptr);
+    touch(p, kPageSize);
+  }
+  for (std::size_t i = 0; i < blocks.size(); i += 2) pages.free(blocks[i], 0);  // no two free buddies
+  CHECK(pages.stats().free_blocks[0] >= 32);
+  // Only what this test touched is asked about (the chunk's untouched
+  // pages may be resident too where transparent huge pages are "always").
+  auto freed_resident = [&] {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < blocks.size(); i += 2) n += os::resident_in(blocks[i], kPageSize);
+    return n;
+  };
+  CHECK(freed_resident() == 32 * kPageSize);
+  const std::size_t free_before = pages.residency().free_bytes;
+  CHECK(free_before >= 32 * kPageSize);
+  CHECK(pages.collect() == 0);  // below purge_order and not due: the normal path waits
+  CHECK(freed_resident() == 32 * kPageSize);
+  CHECK(pages.collect(true) == 32 * kPageSize);
+  CHECK(freed_resident() == 0);
+  CHECK(free_before - pages.residency().free_bytes == 32 * kPageSize);
+  CHECK(pages.collect(true) == 0);  // purged blocks are not purged again
+  CHECK_VALID(pages);
+  for (std::size_t i = 1; i < blocks.size(); i += 2) pages.free(blocks[i], 0);
+}
+
 TEST_CASE("page allocator: purge_order selects which free blocks are purged") {
   mslab::test::TestPages owner(PagePolicy{.retain_free_chunks = 1, .release_delay_ms = 0, .purge_order = 4,
                                  .purge_delay_ms = 0});
@@ -643,8 +677,8 @@ TEST_CASE("page allocator: max_chunks caps the chunks held") {
 TEST_CASE("page allocator: an injected OS failure makes alloc return nullptr and it recovers") {
   mslab::test::TestPages owner(PagePolicy{.retain_free_chunks = 0, .release_delay_ms = 0});
   PageAllocator& pages = owner.get();
-  // Warm the metadata pool so that chunk descriptors come from it (then the
-  // only OS calls below are the chunk reservations).
+  // Each new chunk takes two OS calls: its reservation, then the mapping of
+  // its descriptor (above the metadata pool's 16 KiB, so mapped on its own).
   {
     void* warm[3];
     for (void*& p : warm) REQUIRE((p = pages.alloc(kMaxOrder)) != nullptr);
@@ -663,7 +697,7 @@ TEST_CASE("page allocator: an injected OS failure makes alloc return nullptr and
     pages.free(p, 0);
   }
   SUBCASE("failure of a later call") {
-    os::inject_failure(2);
+    os::inject_failure(4);  // the third chunk's reservation
     void* a = pages.alloc(kMaxOrder);
     void* b = pages.alloc(kMaxOrder);
     CHECK(a != nullptr);
@@ -675,6 +709,16 @@ TEST_CASE("page allocator: an injected OS failure makes alloc return nullptr and
     CHECK_VALID(pages);
     for (void* p : {a, b, c})
       if (p != nullptr) pages.free(p, kMaxOrder);
+  }
+  SUBCASE("failure to map a chunk's descriptor") {
+    const std::size_t reserved = os::reserved_bytes();
+    os::inject_failure(1);
+    CHECK(pages.alloc(0) == nullptr);
+    CHECK(pages.stats().chunks_reserved == 0);
+    CHECK(os::reserved_bytes() == reserved);  // the reservation went back
+    void* p = pages.alloc(0);
+    REQUIRE(p != nullptr);
+    pages.free(p, 0);
   }
   SUBCASE("sticky failure until disarmed") {
     os::inject_failure(0, /*sticky=*/true);

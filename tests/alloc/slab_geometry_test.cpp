@@ -180,6 +180,30 @@ TEST_CASE("slab geometry: the worked examples of the design") {
   CHECK(paged.capacity == 15);
 }
 
+// CacheOptions::slab_waste: a lower waste bound picks bigger slabs, so
+// that the header no longer costs a whole object slot.
+TEST_CASE("slab geometry: a smaller waste bound gives bigger, fuller slabs") {
+  const SlabGeometry fine = detail::compute_slab_geometry(256, 16, 32);
+  CHECK(fine.order == 1);
+  CHECK(fine.capacity == 31);  // of 32: the header and slot metadata take one slot's room
+  CHECK(fine.waste * 32 <= order_bytes(fine.order));
+  const SlabGeometry kv = detail::compute_slab_geometry(4096, 16, 32);
+  CHECK(kv.order == 5);
+  CHECK(kv.capacity == 31);
+  // The default is unchanged.
+  CHECK(detail::compute_slab_geometry(256, 16, detail::kMaxWasteFraction).capacity == 15);
+  mslab::test::TestPages owner(mslab::test::steady_policy());
+  SlabCache* cache = SlabCache::create({.name = "fine", .object_size = 256, .slab_waste = 32, .pages = &owner.get()});
+  REQUIRE(cache != nullptr);
+  CHECK(cache->objects_per_slab() == 31);
+  CHECK(cache->stats().slab_order == 1);
+  void* p = cache->alloc();
+  REQUIRE(p != nullptr);
+  CHECK(detail::slab_of(p)->order == 1);
+  cache->free(p);
+  CHECK(cache->destroy().live_objects == 0);
+}
+
 TEST_CASE("slab geometry: caches lay out their slabs as computed") {
   mslab::test::TestPages owner(mslab::test::steady_policy());
   PageAllocator& pages = owner.get();

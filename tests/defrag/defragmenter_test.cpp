@@ -67,6 +67,63 @@ TEST_CASE("defragmenter: a pass turns sparse chunks into free 2 MiB blocks, losi
   CHECK_VALID(pages);
 }
 
+// The layout an XArray's node cache ends in: every slab full, no free slot
+// anywhere, but free pages in the chunks. A chunk holding a few full slabs
+// has no room in free slots; new slabs from the free pages of the other
+// partly used chunk take its objects, and it comes back as a 2 MiB block.
+TEST_CASE("defragmenter: full slabs move into free pages of other chunks, freeing a 2 MiB block") {
+  TestPages owner{steady_policy()};
+  CacheHandle cache = make_cache("full", sizeof(TestObject), &owner.get());
+  TestOwner objects(cache.get());
+  const std::size_t per_slab = cache->objects_per_slab();
+  objects.fill(2 * kPagesPerChunk * per_slab - per_slab);  // two chunks of order-0 slabs, all full
+  detail::flush_thread_heap();
+  REQUIRE(cache->stats().slab_order == 0);
+  // Keep 8 full slabs of the first chunk and half of the second chunk's
+  // slabs: whole slabs go, so no slab keeps a free slot.
+  const std::uintptr_t first = chunk_of_ptr(objects.slots.front());
+  std::vector<std::uintptr_t> kept_first;
+  std::size_t second_seen = 0;
+  std::uintptr_t last_slab = 0;
+  bool keep = false;
+  for (std::size_t id = 0; id < objects.slots.size(); ++id) {
+    const auto slab = reinterpret_cast<std::uintptr_t>(detail::slab_of(objects.slots[id]));
+    if (slab != last_slab) {
+      last_slab = slab;
+      if (chunk_of_ptr(objects.slots[id]) == first) {
+        keep = kept_first.size() < 8 && slab % (8 * kPageSize) == 0;  // spread over the chunk
+        if (keep) kept_first.push_back(slab);
+      } else {
+        keep = second_seen++ % 2 == 0;
+      }
+    }
+    if (!keep) objects.erase(id);
+  }
+  detail::flush_thread_heap();
+  PageAllocator& pages = owner.get();
+  REQUIRE(kept_first.size() == 8);
+  REQUIRE(free_2m(pages) == 0);
+  const CacheStats st = cache->stats();
+  REQUIRE(st.slabs_partial == 0);  // every slab with objects is full: no free slot to move into
+  const std::size_t live = objects.live();
+  objects.check_chunk = true;
+  defrag::Registry registry;
+  defrag::Registration reg(registry, cache.get(), objects.ops());
+  REQUIRE(reg);
+  const defrag::Report r = defrag::Defragmenter(pages, registry).run();
+  MESSAGE("moved " << r.objects_moved << ", chunks evacuated " << r.chunks_evacuated << ", free 2M "
+                   << r.free_2m_before << " -> " << r.free_2m_after);
+  CHECK(r.chunks_evacuated == 1);
+  CHECK(r.free_2m_after == 1);
+  CHECK(r.objects_moved == 8 * per_slab);
+  CHECK(pages.chunk_free_pages(reinterpret_cast<void*>(first)) == static_cast<long>(kPagesPerChunk));
+  CHECK(objects.bad_placements == 0);
+  CHECK(objects.live() == live);
+  CHECK(objects.faults() == 0);
+  CHECK_VALID(*cache);
+  CHECK_VALID(pages);
+}
+
 TEST_CASE("defragmenter: a refusing owner keeps everything in place") {
   Fragmented f(2);
   f.objects.phase1 = TestOwner::Phase1::kRefuse;

@@ -15,8 +15,12 @@ TEST_CASE("page hooks: an excluded chunk gives out no block until the exclusion 
   REQUIRE(first != nullptr);
   const std::uintptr_t chunk = chunk_of_ptr(first);
   CHECK(pages.chunk_free_pages(first) == static_cast<long>(kPagesPerChunk - 1));
+  std::size_t by_order[kMaxOrder + 1];
+  REQUIRE(pages.chunk_free_blocks(first, by_order));
+  for (unsigned k = 0; k <= kMaxOrder; ++k) CHECK(by_order[k] == (k < kMaxOrder ? 1u : 0u));  // the split's halves
   int local = 0;
   CHECK(pages.chunk_free_pages(&local) == -1);
+  CHECK_FALSE(pages.chunk_free_blocks(&local, by_order));
   CHECK_FALSE(pages.exclude_chunk(&local, true));
   CHECK_FALSE(pages.exclude_chunk(first, false));  // not excluded: nothing to lift
 
