@@ -173,7 +173,7 @@ void PageAllocatorImpl::mark_used(ChunkDesc* chunk, std::size_t index, unsigned 
     page.block = block;
     page.kind = kind;
     page.tag = tag;
-    chunk->owner_tags[index + i] = owner_tag(kind, tag);
+    chunk->owner_tags[index + i].store(owner_tag(kind, tag), std::memory_order_relaxed);
     page.state = i == 0 ? PageState::kUsedHead : PageState::kUsedInside;
   }
   chunk->pages[index].order = static_cast<std::uint8_t>(order);
@@ -298,7 +298,7 @@ void PageAllocatorImpl::free(void* block, unsigned order) noexcept {
   for (std::size_t i = 0; i < pages; ++i) {
     chunk->pages[index + i].state = PageState::kFreeInside;
     chunk->pages[index + i].kind = BlockKind::kNone;  // slab_of() relies on it
-    chunk->owner_tags[index + i] = 0;
+    chunk->owner_tags[index + i].store(0, std::memory_order_relaxed);
     chunk->pages[index + i].block = nullptr;
   }
   chunk->free_pages += static_cast<std::uint32_t>(pages);

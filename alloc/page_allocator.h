@@ -13,6 +13,7 @@
 
 #include <boost/intrusive/list.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -60,9 +61,18 @@ constexpr std::uint32_t owner_tag(BlockKind kind, std::uint32_t tag) noexcept {
   return (static_cast<std::uint32_t>(kind) << 24) | (tag & 0xFFFFFF);
 }
 
+// On a slab's pages the tag is the cache's (bits 0–12) and bits 13–23 hold
+// an *owner hint*: the number of the thread that owns the slab (1 … 2047,
+// thread_heap.h), 0 when none. A free learns from the tag it loads anyway
+// whether the slab is its own, without reading the slab header — a cache
+// miss per free when frees are random. Only the slab's cache writes the
+// hint (set_owner_hint), under its lock, while it holds the block.
+inline constexpr unsigned kOwnerHintShift = 13;
+inline constexpr std::uint32_t kOwnerHintMask = std::uint32_t{0x7FF} << kOwnerHintShift;
+
 struct ChunkDesc {
   PageDesc pages[kPagesPerChunk];
-  std::uint32_t owner_tags[kPagesPerChunk];  // owner_tag() of each used page, 0 when free
+  std::atomic<std::uint32_t> owner_tags[kPagesPerChunk];  // owner_tag() of each used page (+ hint), 0 when free
   ListHook chunk_hook;  // the owner's list of chunks
   char* base;
   PageAllocatorImpl* owner;
@@ -76,7 +86,19 @@ struct ChunkDesc {
   ChunkDesc* chunk = chunk_of(p);
   if (chunk == nullptr) return 0;
   const auto offset = reinterpret_cast<std::uintptr_t>(p) & (kChunkSize - 1);
-  return chunk->owner_tags[offset >> kPageShift];
+  return chunk->owner_tags[offset >> kPageShift].load(std::memory_order_relaxed);
+}
+
+/// Sets the owner hint (`hint` = thread number << kOwnerHintShift, or 0)
+/// on every page of the slab block at `block` of `order` pages. For the
+/// block's slab cache only, under its lock; frees read the tags meanwhile.
+inline void set_owner_hint(const void* block, unsigned order, std::uint32_t hint) noexcept {
+  ChunkDesc* chunk = chunk_of(block);
+  const std::size_t first = (reinterpret_cast<std::uintptr_t>(block) & (kChunkSize - 1)) >> kPageShift;
+  for (std::size_t i = first; i < first + (std::size_t{1} << order); ++i) {
+    std::atomic<std::uint32_t>& t = chunk->owner_tags[i];
+    t.store((t.load(std::memory_order_relaxed) & ~kOwnerHintMask) | hint, std::memory_order_relaxed);
+  }
 }
 
 /// The descriptor of the page holding `p`, or nullptr if mslab does not own

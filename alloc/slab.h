@@ -96,7 +96,8 @@ struct alignas(64) Slab {
   ListHook hook;
 
   // --- owner thread (token of its ThreadHeap; 0 when detached). Written
-  // under the cache lock, read lock-free by frees.
+  // under the cache lock. Frees tell an owned slab by the owner hint in its
+  // page tags (page_allocator.h) instead, so as not to miss on this line.
   std::atomic<std::uintptr_t> owner;
   // Owner only. Allocation pops local_head; the owner's frees push onto
   // local_free, a separate list swapped in when local_head runs dry (free

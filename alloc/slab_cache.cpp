@@ -241,6 +241,7 @@ void SlabCache::activate_locked(Slab* s, std::uintptr_t token) noexcept {
   s->local_head = XFree::head(w);
   s->local_free = kNil;
   s->owner.store(token, std::memory_order_relaxed);
+  detail::set_owner_hint(s, order_, reinterpret_cast<const ThreadHeap*>(token)->tag_hint());
   link_locked(s, detail::SlabList::kActive, 0);
 }
 
@@ -275,6 +276,7 @@ void SlabCache::detach_locked(Slab* s) noexcept {
   }
   s->local_head = kNil;
   s->owner.store(0, std::memory_order_relaxed);
+  detail::set_owner_hint(s, order_, 0);
   relist_locked(s);
 }
 
@@ -333,6 +335,7 @@ void* SlabCache::alloc_slow() noexcept {
     std::lock_guard guard(lock_);
     ++slabs_created_;
     s->owner.store(heap->token(), std::memory_order_relaxed);
+    detail::set_owner_hint(s, order_, heap->tag_hint());
     link_locked(s, detail::SlabList::kActive, 0);
   }
   e.active = s;
@@ -605,7 +608,8 @@ bool SlabCache::pin_isolated(Slab* s, std::span<void*> buffer, PinFn fn, void* c
 void SlabCache::free_direct(void* object) noexcept {
   Slab* s;
   std::size_t i;
-  if (!locate(object, s, i)) return free_invalid(object, detail::slab_of(object));
+  std::uint32_t hint;
+  if (!locate(object, s, i, hint)) return free_invalid(object, detail::slab_of(object));
   std::unique_lock guard(lock_);
   // Claim the link: a slot freed before (listed, or buffered with kFreed)
   // is a double free.
@@ -622,7 +626,7 @@ void SlabCache::free_direct(void* object) noexcept {
 }
 
 bool SlabCache::should_move(const void* object) noexcept {
-  if (detail::owner_tag_of(object) != slab_tag_) return false;
+  if (((detail::owner_tag_of(object) ^ slab_tag_) & ~detail::kOwnerHintMask) != 0) return false;
   const auto* s = reinterpret_cast<const Slab*>(reinterpret_cast<std::uintptr_t>(object) & slab_mask_);
   // Never from a slab a thread allocates from (jemalloc's slabcur), nor from
   // a full or an isolated one.

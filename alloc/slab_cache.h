@@ -212,8 +212,9 @@ class SlabCache {
   std::size_t index_of(const detail::Slab* slab, const void* object) const noexcept;
   // The slab and slot of `object` when it is the start of an object of this
   // cache (checked against the page's owner tag, so any pointer is safe);
-  // false for anything else. No read of the slab header.
-  bool locate(const void* object, detail::Slab*& s, std::size_t& i) const noexcept;
+  // false for anything else. No read of the slab header. `hint` is the
+  // slab's owner hint (page_allocator.h): 0, or its owner thread's.
+  bool locate(const void* object, detail::Slab*& s, std::size_t& i, std::uint32_t& hint) const noexcept;
   void free_invalid(void* object, detail::Slab* slab) noexcept;
   void isolate_locked(detail::Slab* slab) noexcept;
   void refresh_occupancy() noexcept;
@@ -285,10 +286,13 @@ MSLAB_ALWAYS_INLINE void* SlabCache::alloc() noexcept {
   return alloc_slow();
 }
 
-MSLAB_ALWAYS_INLINE bool SlabCache::locate(const void* object, detail::Slab*& s, std::size_t& i) const noexcept {
+MSLAB_ALWAYS_INLINE bool SlabCache::locate(const void* object, detail::Slab*& s, std::size_t& i,
+                                           std::uint32_t& hint) const noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(object);
   s = reinterpret_cast<detail::Slab*>(addr & slab_mask_);
-  if (MSLAB_UNLIKELY(detail::owner_tag_of(object) != slab_tag_)) return false;
+  // Our tag, give or take the owner hint: anything else is not ours.
+  hint = detail::owner_tag_of(object) ^ slab_tag_;
+  if (MSLAB_UNLIKELY((hint & ~detail::kOwnerHintMask) != 0)) return false;
   // One compare covers "below slot 0", "past the last slot" and "not at
   // the start of a slot" (exact_divisor.h).
   i = static_cast<std::size_t>(divisor_.index(addr - reinterpret_cast<std::uintptr_t>(s) - objects_offset_));
@@ -304,12 +308,13 @@ MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   if (MSLAB_UNLIKELY(object == nullptr)) return;  // also spares callers' compilers a null-slab path
   detail::Slab* s;
   std::size_t i;
-  if (MSLAB_UNLIKELY(!locate(object, s, i))) return free_invalid(object, detail::slab_of(object));
-  // Owned by this thread (its active slab or one it keeps)? The owner word
-  // shares the header line with local_free, which an owned free writes
-  // anyway; only this thread sets or clears its own token there. A thread
-  // without a heap has g_no_heap's token, which no slab carries.
-  if (MSLAB_LIKELY(s->owner.load(std::memory_order_relaxed) == detail::tl_heap->token())) {
+  std::uint32_t hint;
+  if (MSLAB_UNLIKELY(!locate(object, s, i, hint))) return free_invalid(object, detail::slab_of(object));
+  // Owned by this thread (its active slab or one it keeps)? The page tag's
+  // owner hint says so without a read of the slab header; only this thread
+  // puts its own hint on a slab or takes it off. A thread without a heap
+  // (g_no_heap) or without a number has a hint that no tag carries.
+  if (MSLAB_LIKELY(hint == detail::tl_heap->owner_hint)) {
     // A slab this thread owns: only this thread touches its local lists.
     if (kCheapChecks && MSLAB_UNLIKELY(s->link(i) != detail::kAllocated || s->state(i) == detail::kFreed))
       return free_invalid(object, s);

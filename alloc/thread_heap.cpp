@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include <bit>
 #include <mutex>
 
 #include "alloc/meta_pool.h"
@@ -14,10 +15,12 @@
 
 namespace mslab::detail {
 
-constinit ThreadHeap g_no_heap{};
+constinit ThreadHeap g_no_heap{.owner_hint = kNoOwnerHint, .max_id_used = 0, .entries = {}};
 constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) = &g_no_heap;
 
 namespace {
+
+inline constexpr std::uint32_t kThreadNumbers = (kOwnerHintMask >> kOwnerHintShift) + 1;  // 0 … 2047
 
 struct Registry {
   std::mutex lock;
@@ -26,7 +29,30 @@ struct Registry {
   std::uint64_t next_serial = 1;
   pthread_key_t exit_key;
   bool key_ready = false;
+  // Thread numbers for owner hints (page_allocator.h) in use; 0 is never
+  // handed out (hint 0 means "no owner"). A number goes back only after its
+  // thread detached every slab it owned, so no tag still carries it. In a
+  // child after fork() the numbers of the threads that did not survive
+  // stay taken: their slabs keep their hints, which must not match anyone.
+  std::uint64_t numbers_used[kThreadNumbers / 64] = {1};
 };
+
+// The smallest free thread number as an owner hint, or kNoOwnerHint.
+std::uint32_t take_owner_hint(Registry& r) noexcept {
+  for (std::uint32_t w = 0; w < kThreadNumbers / 64; ++w) {
+    if (~r.numbers_used[w] == 0) continue;
+    const auto bit = static_cast<std::uint32_t>(std::countr_one(r.numbers_used[w]));
+    r.numbers_used[w] |= std::uint64_t{1} << bit;
+    return (w * 64 + bit) << kOwnerHintShift;
+  }
+  return kNoOwnerHint;
+}
+
+void give_back_owner_hint(Registry& r, std::uint32_t hint) noexcept {
+  if (hint == kNoOwnerHint) return;
+  const std::uint32_t n = hint >> kOwnerHintShift;
+  r.numbers_used[n / 64] &= ~(std::uint64_t{1} << (n % 64));
+}
 
 Registry& registry() noexcept {
   static Registry instance;
@@ -36,8 +62,13 @@ Registry& registry() noexcept {
 // pthread key destructor: runs at thread exit with the heap as argument.
 void on_thread_exit(void* arg) noexcept {
   auto* heap = static_cast<ThreadHeap*>(arg);
-  flush_heap(heap, /*release=*/true);
+  flush_heap(heap, /*release=*/true);  // detaches every owned slab: no tag keeps the hint
   if (tl_heap == heap) tl_heap = &g_no_heap;
+  {
+    Registry& r = registry();
+    std::lock_guard guard(r.lock);
+    give_back_owner_hint(r, heap->owner_hint);
+  }
   meta_free(heap, sizeof(ThreadHeap));
 }
 
@@ -78,6 +109,11 @@ ThreadHeap* create_thread_heap() noexcept {
   const pthread_key_t key = exit_key();
   auto* heap = static_cast<ThreadHeap*>(meta_alloc(sizeof(ThreadHeap)));
   if (heap == nullptr) return nullptr;
+  {
+    Registry& r = registry();
+    std::lock_guard guard(r.lock);
+    heap->owner_hint = take_owner_hint(r);
+  }
   tl_heap = heap;
   pthread_setspecific(key, heap);
   return heap;

@@ -14,9 +14,14 @@
 #include <cstdint>
 
 #include "alloc/config.h"
+#include "alloc/page_allocator.h"
 #include "alloc/slab.h"
 
 namespace mslab::detail {
+
+// ThreadHeap::owner_hint of a thread without a number: outside the hint
+// field (in the kind byte), so that no tag ever matches it.
+inline constexpr std::uint32_t kNoOwnerHint = 0xFF000000;
 
 struct ThreadHeap {
   // Frees into slabs this thread does not own, waiting for one flush under
@@ -43,12 +48,21 @@ struct ThreadHeap {
       next_victim = 0;
     }
   };
+  // The owner hint of this thread's slabs' page tags (page_allocator.h:
+  // its thread number << kOwnerHintShift), or kNoOwnerHint when the thread
+  // got no number: its slabs then carry hint 0, and its frees into them take
+  // the buffered path (correct, only slower).
+  std::uint32_t owner_hint;
   std::uint32_t max_id_used;  // highest id with an entry + 1 (bounds the flush walk)
   Entry entries[MSLAB_MAX_CACHES];
 
   /// The value stored in Slab::owner for slabs active in this thread.
   std::uintptr_t token() const noexcept { return reinterpret_cast<std::uintptr_t>(this); }
+  /// The hint its owned slabs' tags carry (0 when it has no number).
+  std::uint32_t tag_hint() const noexcept { return owner_hint == kNoOwnerHint ? 0 : owner_hint; }
 };
+
+static_assert(MSLAB_MAX_CACHES < (1u << kOwnerHintShift), "a slab tag (cache id + 1) must fit below the owner hint");
 
 /// This thread's heap. Before the thread's first allocation, and after its
 /// exit, the shared empty heap g_no_heap: every entry of it is empty and no

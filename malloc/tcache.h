@@ -78,10 +78,10 @@ static_assert(sizeof(TagClass) == 32);
 extern TagClass g_tag_class[MSLAB_MAX_CACHES + 1];
 extern std::uint64_t g_tcache_key;
 
-/// Index into g_tag_class of an owner tag, or a value above MSLAB_MAX_CACHES
-/// for a tag that is not a slab's.
+/// Index into g_tag_class of an owner tag (its owner hint dropped), or a
+/// value above MSLAB_MAX_CACHES for a tag that is not a slab's.
 MSLAB_ALWAYS_INLINE std::uint32_t slab_tag_index(std::uint32_t owner) noexcept {
-  return owner - owner_tag(BlockKind::kSlab, 0);
+  return (owner & ~kOwnerHintMask) - owner_tag(BlockKind::kSlab, 0);
 }
 
 /// True when `p` is the start of an object of a malloc class's slab; sets
