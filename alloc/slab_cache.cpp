@@ -409,7 +409,7 @@ ThreadHeap::Entry& SlabCache::entry_of(ThreadHeap* heap) noexcept {
   return e;
 }
 
-std::size_t SlabCache::index_of(const Slab* s, const void* object) const noexcept {
+MSLAB_ALWAYS_INLINE std::size_t SlabCache::index_of(const Slab* s, const void* object) const noexcept {
   // From our own constants, not s->objects: no read of the slab header.
   const std::size_t offset = static_cast<std::size_t>(static_cast<const char*>(object) -
                                                       reinterpret_cast<const char*>(s) - objects_offset_);
@@ -438,6 +438,21 @@ void SlabCache::free_other(void* object, Slab* s, std::uint16_t i) noexcept {
     state.store(kFreed, std::memory_order_relaxed);
   }
   detail::poison_object(object, object_size_);
+  // The common case, kept small (no locks, no calls, few saved registers):
+  // this thread's buffer for the cache exists and has room to spare.
+  // g_no_heap's entries never match a serial.
+  ThreadHeap::Entry& e = entry_in(detail::tl_heap);
+  if (MSLAB_LIKELY(e.serial == serial_ && e.buffer != nullptr &&
+                   e.buffer->count + 1 < ThreadHeap::FreeBuffer::kCapacity)) {
+    e.buffer->objects[e.buffer->count++] = object;
+    return;
+  }
+  buffer_slow(object, s, i);
+}
+
+// free_other() past its state store: a missing heap, entry or buffer, or a
+// buffer that this free fills (flushed at once).
+void SlabCache::buffer_slow(void* object, Slab* s, std::uint16_t i) noexcept {
   ThreadHeap* heap = detail::current_heap();
   if (MSLAB_LIKELY(heap != nullptr)) {
     ThreadHeap::Entry& e = entry_of(heap);
@@ -470,26 +485,14 @@ void SlabCache::free_other(void* object, Slab* s, std::uint16_t i) noexcept {
 // Puts the chain head … tail of `n` free slots of one slab (linked through
 // links[], states already clean) back on the slab's lists. `token` is the
 // calling thread's heap token (0 if none).
-void SlabCache::push_locked(Slab* s, std::uint16_t head, std::uint16_t tail, std::uint32_t n,
-                            std::uintptr_t token) noexcept {
+// Inline: the flush of a buffer of random frees calls it once per entry.
+MSLAB_ALWAYS_INLINE void SlabCache::push_locked(Slab* s, std::uint16_t head, std::uint16_t tail, std::uint32_t n,
+                                                std::uintptr_t token) noexcept {
   // The xfree word says whether the slab is detached (its flag changes only
   // under the lock we hold), so the owner word — on the header's first line,
   // a second cache miss per random free — is read only for owned slabs.
-  std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
-  if (!(w & XFree::kDetached)) {
-    if (s->owner.load(std::memory_order_relaxed) == token && token != 0) {  // it became ours since
-      s->set_link(tail, s->local_free);
-      s->local_free = head;
-      return;
-    }
-    // Active in another thread, which collects xfree without the lock.
-    do {
-      s->set_link(tail, XFree::head(w));
-      // release: publishes the chain's links; pairs with the owner's acquire exchange.
-    } while (!s->xfree.compare_exchange_weak(w, XFree::make(head, XFree::count(w) + n, XFree::flags(w)),
-                                             std::memory_order_release, std::memory_order_relaxed));
-    return;
-  }
+  const std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
+  if (MSLAB_UNLIKELY(!(w & XFree::kDetached))) return push_owned_locked(s, head, tail, n, token, w);
   // Detached: its xfree only changes under the lock we hold.
   s->set_link(tail, XFree::head(w));
   const std::uint32_t before = XFree::count(w);
@@ -497,6 +500,22 @@ void SlabCache::push_locked(Slab* s, std::uint16_t head, std::uint16_t tail, std
   // Full → partial and partial → empty move the slab (bucket changes are
   // refiled lazily by take_partial_locked()).
   if (before == 0 || before + n == capacity_) relist_locked(s);
+}
+
+// push_locked() into a slab owned by a thread (xfree word `w`, just read).
+void SlabCache::push_owned_locked(Slab* s, std::uint16_t head, std::uint16_t tail, std::uint32_t n,
+                                  std::uintptr_t token, std::uint64_t w) noexcept {
+  if (s->owner.load(std::memory_order_relaxed) == token && token != 0) {  // it became ours since
+    s->set_link(tail, s->local_free);
+    s->local_free = head;
+    return;
+  }
+  // Active in another thread, which collects xfree without the lock.
+  do {
+    s->set_link(tail, XFree::head(w));
+    // release: publishes the chain's links; pairs with the owner's acquire exchange.
+  } while (!s->xfree.compare_exchange_weak(w, XFree::make(head, XFree::count(w) + n, XFree::flags(w)),
+                                           std::memory_order_release, std::memory_order_relaxed));
 }
 
 void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) noexcept {

@@ -197,6 +197,9 @@ class SlabCache {
 
   void* alloc_slow() noexcept;
   void free_other(void* object, detail::Slab* slab, std::uint16_t index) noexcept;
+  [[gnu::noinline]] void buffer_slow(void* object, detail::Slab* slab, std::uint16_t index) noexcept;
+  [[gnu::noinline]] void push_owned_locked(detail::Slab* slab, std::uint16_t head, std::uint16_t tail, std::uint32_t n,
+                                          std::uintptr_t token, std::uint64_t xfree) noexcept;
   void push_locked(detail::Slab* slab, std::uint16_t head, std::uint16_t tail, std::uint32_t n,
                    std::uintptr_t token) noexcept;
   void flush_buffer_locked(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;
