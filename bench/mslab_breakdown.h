@@ -10,15 +10,24 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "alloc/meta_pool.h"
 #include "alloc/page_allocator.h"
 #include "alloc/platform.h"
 #include "alloc/slab_cache.h"
+#include "bench/smaps_growth.h"
 #include "defrag/registry.h"
 
 namespace mslab::bench {
+
+/// The smaps snapshot of the breakdown: prepare() before the RSS baseline,
+/// snapshot() right after it (both no-ops unless MSLAB_BENCH_BREAKDOWN).
+inline SmapsGrowth& breakdown_smaps() {
+  static SmapsGrowth s;
+  return s;
+}
 
 inline void print_mslab_breakdown(const char* when, std::size_t live_bytes, std::size_t baseline) {
   if (std::getenv("MSLAB_BENCH_BREAKDOWN") == nullptr) return;
@@ -61,6 +70,7 @@ inline void print_mslab_breakdown(const char* when, std::size_t live_bytes, std:
   const double outside = rss - static_cast<double>(res.chunk_bytes);
   std::fprintf(stderr, "  outside the chunks (metadata included) %.3f MB (%.4f)\n", outside / mb,
                share(outside));
+  if (std::strcmp(when, "after defrag") == 0) breakdown_smaps().print();
 }
 
 }  // namespace mslab::bench

@@ -69,7 +69,9 @@ struct KvWorkload {
     std::mt19937_64 rng(o.seed);  // same value sizes for every allocator
     const std::string label = std::string(kName) + "/" + std::string(A::kName);
 
+    breakdown_smaps().prepare();
     const std::size_t baseline = os::resident_bytes();
+    breakdown_smaps().snapshot();
     if (!store.reserve(n + n_refill)) return set_outcome(r, RunStatus::kFailed, "out of memory for the slot blocks");
     const std::uint64_t t_start = now_ns();
     {

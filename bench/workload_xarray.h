@@ -69,7 +69,9 @@ struct XarrayWorkload {
     std::mt19937_64 rng(o.seed);  // same payload sizes for every allocator
     const std::string label = std::string(kName) + "/" + std::string(A::kName);
 
+    breakdown_smaps().prepare();
     const std::size_t baseline = os::resident_bytes();
+    breakdown_smaps().snapshot();
     const std::uint64_t t_start = now_ns();
     {
       Progress progress(label + " fill", n);
