@@ -29,6 +29,20 @@ inline SmapsGrowth& breakdown_smaps() {
   return s;
 }
 
+/// mslab's chunk pages resident at the baseline (what an earlier warm-up
+/// run left there), read right after it when the breakdown is enabled.
+inline std::size_t& breakdown_baseline_chunk_bytes() {
+  static std::size_t bytes = 0;
+  return bytes;
+}
+
+/// Call right after the RSS baseline is read.
+inline void breakdown_at_baseline() {
+  if (std::getenv("MSLAB_BENCH_BREAKDOWN") == nullptr) return;
+  breakdown_smaps().snapshot();
+  breakdown_baseline_chunk_bytes() = PageAllocator::global().residency().chunk_bytes;
+}
+
 inline void print_mslab_breakdown(const char* when, std::size_t live_bytes, std::size_t baseline) {
   if (std::getenv("MSLAB_BENCH_BREAKDOWN") == nullptr) return;
   const double mb = 1e6, live = static_cast<double>(live_bytes);
@@ -70,7 +84,11 @@ inline void print_mslab_breakdown(const char* when, std::size_t live_bytes, std:
   const double outside = rss - static_cast<double>(res.chunk_bytes);
   std::fprintf(stderr, "  outside the chunks (metadata included) %.3f MB (%.4f)\n", outside / mb,
                share(outside));
-  if (std::strcmp(when, "after defrag") == 0) breakdown_smaps().print();
+  if (std::strcmp(when, "after defrag") == 0) {
+    std::fprintf(stderr, "  chunk pages resident at the baseline %.3f MB\n",
+                 static_cast<double>(breakdown_baseline_chunk_bytes()) / mb);
+    breakdown_smaps().print();
+  }
 }
 
 }  // namespace mslab::bench
