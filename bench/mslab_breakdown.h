@@ -41,6 +41,15 @@ inline void breakdown_at_baseline() {
   if (std::getenv("MSLAB_BENCH_BREAKDOWN") == nullptr) return;
   breakdown_smaps().snapshot();
   breakdown_baseline_chunk_bytes() = PageAllocator::global().residency().chunk_bytes;
+  std::vector<defrag::CacheRef> refs;
+  defrag::Registry::global().acquire_all(refs);
+  for (const defrag::CacheRef& ref : refs) {
+    const CacheStats st = ref->cache().stats();
+    if (st.slabs != 0)
+      std::fprintf(stderr, "baseline: cache %s holds %zu slabs (%zu empty, %zu live objects) of %zu bytes\n",
+                   ref->cache().name(), st.slabs, st.slabs_empty, st.live_objects, st.slab_bytes);
+  }
+  std::fprintf(stderr, "baseline: page allocator bytes in use %zu\n", PageAllocator::global().stats().bytes_in_use);
 }
 
 inline void print_mslab_breakdown(const char* when, std::size_t live_bytes, std::size_t baseline) {
