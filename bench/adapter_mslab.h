@@ -30,9 +30,10 @@ class MslabAllocator {
   MslabAllocator(const MslabAllocator&) = delete;
   MslabAllocator& operator=(const MslabAllocator&) = delete;
 
-  bool open(std::size_t object_size, std::string* why) {
+  /// `slab_waste`: CacheOptions::slab_waste (0: the library's default).
+  bool open(std::size_t object_size, std::string* why, unsigned slab_waste = 0) {
     CacheError error{};
-    cache_ = SlabCache::create({.name = "bench", .object_size = object_size}, &error);
+    cache_ = SlabCache::create({.name = "bench", .object_size = object_size, .slab_waste = slab_waste}, &error);
     if (cache_ == nullptr) *why = std::string("SlabCache::create failed: ") + error.message;
     return cache_ != nullptr;
   }

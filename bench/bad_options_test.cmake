@@ -40,6 +40,10 @@ set(cases
   "--plot=out.svg"
   "--plot=.png"
   "--allocator=mslab-defrag,nope"
+  "--warm-up=-1"
+  "--warm-up=1000000001"
+  "--warm-up=x"
+  "--warm-up"
 )
 foreach(case IN LISTS cases)
   string(REPLACE "|" ";" args "${case}")
@@ -53,7 +57,7 @@ endforeach()
 
 execute_process(COMMAND ${BENCH} --help OUTPUT_VARIABLE out RESULT_VARIABLE rc)
 set(documented --workload --allocator --size --count --free-fraction --seed --ring --keys --entries --refill
-    --threads --json --csv --plot --help kv xarray mslab-defrag)
+    --threads --warm-up --json --csv --plot --help kv xarray mslab-defrag)
 foreach(word IN LISTS documented)
   string(FIND "${out}" "${word}" at)
   if(at EQUAL -1)

@@ -10,15 +10,47 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "alloc/meta_pool.h"
 #include "alloc/page_allocator.h"
 #include "alloc/platform.h"
 #include "alloc/slab_cache.h"
+#include "bench/smaps_growth.h"
 #include "defrag/registry.h"
 
 namespace mslab::bench {
+
+/// The smaps snapshot of the breakdown: prepare() before the RSS baseline,
+/// snapshot() right after it (both no-ops unless MSLAB_BENCH_BREAKDOWN).
+inline SmapsGrowth& breakdown_smaps() {
+  static SmapsGrowth s;
+  return s;
+}
+
+/// mslab's chunk pages resident at the baseline (what an earlier warm-up
+/// run left there), read right after it when the breakdown is enabled.
+inline std::size_t& breakdown_baseline_chunk_bytes() {
+  static std::size_t bytes = 0;
+  return bytes;
+}
+
+/// Call right after the RSS baseline is read.
+inline void breakdown_at_baseline() {
+  if (std::getenv("MSLAB_BENCH_BREAKDOWN") == nullptr) return;
+  breakdown_smaps().snapshot();
+  breakdown_baseline_chunk_bytes() = PageAllocator::global().residency().chunk_bytes;
+  std::vector<defrag::CacheRef> refs;
+  defrag::Registry::global().acquire_all(refs);
+  for (const defrag::CacheRef& ref : refs) {
+    const CacheStats st = ref->cache().stats();
+    if (st.slabs != 0)
+      std::fprintf(stderr, "baseline: cache %s holds %zu slabs (%zu empty, %zu live objects) of %zu bytes\n",
+                   ref->cache().name(), st.slabs, st.slabs_empty, st.live_objects, st.slab_bytes);
+  }
+  std::fprintf(stderr, "baseline: page allocator bytes in use %zu\n", PageAllocator::global().stats().bytes_in_use);
+}
 
 inline void print_mslab_breakdown(const char* when, std::size_t live_bytes, std::size_t baseline) {
   if (std::getenv("MSLAB_BENCH_BREAKDOWN") == nullptr) return;
@@ -61,6 +93,11 @@ inline void print_mslab_breakdown(const char* when, std::size_t live_bytes, std:
   const double outside = rss - static_cast<double>(res.chunk_bytes);
   std::fprintf(stderr, "  outside the chunks (metadata included) %.3f MB (%.4f)\n", outside / mb,
                share(outside));
+  if (std::strcmp(when, "after defrag") == 0) {
+    std::fprintf(stderr, "  chunk pages resident at the baseline %.3f MB\n",
+                 static_cast<double>(breakdown_baseline_chunk_bytes()) / mb);
+    breakdown_smaps().print();
+  }
 }
 
 }  // namespace mslab::bench

@@ -54,6 +54,9 @@ Options (--name=value and --name value are both accepted):
                         KEYS, 0 to 1 [0]
   --threads=N           kv, xarray: reader threads loading during the quiet window and
                         the defrag pass, 0 to 64 [1]
+  --warm-up=N           kv, xarray: entries of a warm-up run of the same
+                        workload and allocator before the RSS baseline,
+                        0 (none) to 1000000000 [1000]
   --json                print one JSON document {"machine": ..., "runs": [...]}
   --csv                 print CSV, one header line then one line per run
   --plot=FILE.png       also draw RSS after fill, erase and defrag for each
@@ -166,6 +169,7 @@ struct Parser {
     if (name == "refill") return fraction(name, value, &o.refill);
     if (name == "keys") return integer(name, value, 1, kMaxCount, &o.keys);
     if (name == "entries") return integer(name, value, 1, kMaxCount, &o.entries);
+    if (name == "warm-up") return integer(name, value, 0, kMaxCount, &o.warm_up);
     if (name == "plot") return png_path(value);
     if (name == "threads") {
       std::size_t t = 0;
@@ -185,7 +189,7 @@ struct Parser {
   static bool takes_value(std::string_view name) {
     return name == "workload" || name == "allocator" || name == "size" || name == "count" || name == "ring" ||
            name == "free-fraction" || name == "seed" || name == "keys" || name == "entries" || name == "refill" ||
-           name == "threads" || name == "plot";
+           name == "threads" || name == "plot" || name == "warm-up";
   }
 
   bool run(int argc, const char* const* argv) {

@@ -25,6 +25,7 @@ struct Options {
   std::size_t entries = 400'000;        // entries the xarray workload fills (over all its arrays)
   double refill = 0.0;                  // kv: new keys inserted after the erase, × keys
   unsigned threads = 1;                 // kv, xarray: reader threads
+  std::size_t warm_up = 1000;           // kv, xarray: entries of the warm-up run before the baseline (0: none)
   std::string plot;                     // --plot: PNG file to draw, empty for none
   OutputFormat format = OutputFormat::kTable;
   std::vector<std::string> argv;        // the command line, for the report

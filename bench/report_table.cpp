@@ -82,7 +82,8 @@ void print_table(std::FILE* out, const MachineInfo& m, const std::string& setup,
 
   std::fprintf(out,
                "\nRSS = resident bytes after the frees and the allocator's own release call, minus a baseline "
-               "taken before\nthe first allocation; peak = the same right after the allocation (kv, xarray: fill) "
+               "taken before\nthe first allocation (kv, xarray: after a small warm-up run of the same workload and "
+               "allocator,\n--warm-up); peak = the same right after the allocation (kv, xarray: fill) "
                "phase; defrag MiB =\nRSS after the defrag step (mslab-defrag only). free 2M = free 2 MiB blocks of "
                "mslab's page allocator\n(before/after defrag). reads M/s, p99 us: kv and xarray readers, quiet "
                "window/during defrag.\nmoved: objects moved by the defrag step (xarray: payloads and XArray nodes). "

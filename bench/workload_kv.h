@@ -39,6 +39,7 @@ struct KvHeapOf<MslabDefragAllocator> {
 struct KvWorkload {
   static constexpr std::string_view kName = "kv";
   static constexpr bool kFixedSize = false;  // opens its own allocators, one per size class
+  static constexpr bool kWarmUp = true;     // registry.cpp: a small run of its own before the measured one
   static constexpr int kQuietMs = 100;
   template <class A>
   static constexpr bool kSupports = true;
@@ -69,7 +70,9 @@ struct KvWorkload {
     std::mt19937_64 rng(o.seed);  // same value sizes for every allocator
     const std::string label = std::string(kName) + "/" + std::string(A::kName);
 
+    breakdown_smaps().prepare();
     const std::size_t baseline = os::resident_bytes();
+    breakdown_at_baseline();
     if (!store.reserve(n + n_refill)) return set_outcome(r, RunStatus::kFailed, "out of memory for the slot blocks");
     const std::uint64_t t_start = now_ns();
     {

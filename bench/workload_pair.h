@@ -21,6 +21,7 @@ namespace mslab::bench {
 struct PairWorkload {
   static constexpr std::string_view kName = "pair";
   static constexpr bool kFixedSize = true;
+  static constexpr bool kWarmUp = false;
   template <class A>
   static constexpr bool kSupports = FixedAllocator<A>;
   static constexpr int kRounds = 3;

@@ -28,6 +28,7 @@ namespace mslab::bench {
 struct SlabWorkload {
   static constexpr std::string_view kName = "slab";
   static constexpr bool kFixedSize = true;
+  static constexpr bool kWarmUp = false;
   template <class A>
   static constexpr bool kSupports = FixedAllocator<A> || std::same_as<A, MslabDefragAllocator>;
 

@@ -1,5 +1,5 @@
 // Workload `slab` for mslab-defrag: the same steps as workload_slab.h, with
-// the objects in a defrag::OwnedCache (payload SIZE bytes plus its 16-byte
+// the objects in a defrag::OwnedCache (payload SIZE bytes plus its 8-byte
 // header), each published in its own owner slot (an array mapped from the
 // OS, like the plain form's pointer array), freed by retiring it, and one
 // Defragmenter pass between the "before" and "after" readings.

@@ -41,6 +41,7 @@ struct XaHeapOf<MslabDefragAllocator> {
 struct XarrayWorkload {
   static constexpr std::string_view kName = "xarray";
   static constexpr bool kFixedSize = false;  // opens its own allocators, one per size class and one for nodes
+  static constexpr bool kWarmUp = true;     // registry.cpp: a small run of its own before the measured one
   static constexpr int kQuietMs = 100;
   template <class A>
   static constexpr bool kSupports = true;
@@ -69,7 +70,9 @@ struct XarrayWorkload {
     std::mt19937_64 rng(o.seed);  // same payload sizes for every allocator
     const std::string label = std::string(kName) + "/" + std::string(A::kName);
 
+    breakdown_smaps().prepare();
     const std::size_t baseline = os::resident_bytes();
+    breakdown_at_baseline();
     const std::uint64_t t_start = now_ns();
     {
       Progress progress(label + " fill", n);

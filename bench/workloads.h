@@ -6,8 +6,10 @@
 // opened for --size — or (kFixedSize false, or A not a FixedAllocator:
 // mslab-defrag) `template <class A> static void run(const Options&,
 // RunRecord&)`, which opens its own. run fills the
-// record's figures (or marks it failed). To add one: write it, append it
-// here and its name to catalog.h.
+// record's figures (or marks it failed). `kWarmUp`: whether the runner
+// first runs it with --warm-up entries, unrecorded (registry.cpp; only
+// workloads of the second form). To add one: write it, append it here and
+// its name to catalog.h.
 #pragma once
 
 #include <tuple>

@@ -42,15 +42,19 @@ OwnedCache* OwnedCache::create(const OwnedOptions& options, CacheError* error) n
     if (error != nullptr) *error = e;
     return nullptr;
   };
-  if (options.align > kHeader) return fail({ErrorCode::kInvalidArgument, "owned objects align to at most 16"});
+  if (options.align > 16 || (options.align & (options.align - 1)) != 0)
+    return fail({ErrorCode::kInvalidArgument, "owned objects align to a power of two of at most 16"});
   if (options.payload_size == 0) return fail({ErrorCode::kInvalidArgument, "payload size is zero"});
   void* mem = detail::meta_alloc(sizeof(OwnedCache));
   if (mem == nullptr) return fail({ErrorCode::kOutOfMemory, "no memory for the owned cache"});
   auto* self = new (mem) OwnedCache();
+  // The header is one alignment unit, so that object and payload share the
+  // alignment: 8 bytes (the owner word) unless 16-byte payloads are asked.
+  self->header_ = options.align > 8 ? 16 : 8;
   CacheOptions co;
   co.name = options.name;
-  co.object_size = kHeader + options.payload_size;
-  co.align = 16;
+  co.object_size = self->header_ + options.payload_size;
+  co.align = self->header_;
   co.empty_reserve = options.empty_reserve;
   co.slab_waste = options.slab_waste;
   co.pages = options.pages;

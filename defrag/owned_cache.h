@@ -24,8 +24,12 @@
 // object. Phase 1 says "busy" for an object not yet published, and treats
 // a retired object (waiting for its grace period) as nothing to move.
 //
-// Each object carries a 16-byte header before the payload; pointers handed
-// to the application are payload pointers.
+// Each object carries a one-word header before the payload: the owner
+// slot's address, or a state (unpublished, retired) in values no slot can
+// have (slots are pointer-aligned, so 0 and 1 are free). The header is 8
+// bytes and payloads are 8-byte aligned; asking for 16-byte alignment makes
+// it 16 (the payload starts a whole alignment unit after the object).
+// Pointers handed to the application are payload pointers.
 // Depends on: defrag/registry.h, rcu/, alloc/slab_cache.h.
 #pragma once
 
@@ -46,7 +50,8 @@ using RelocateFn = void (*)(void* dst, const void* src, std::size_t size, void* 
 struct OwnedOptions {
   const char* name = "";
   std::size_t payload_size = 0;     // bytes the application uses per object
-  std::size_t align = 0;            // payloads are 16-byte aligned; above 16 is refused
+  std::size_t align = 0;            // 0 or ≤ 8: 8-byte aligned payloads, 8-byte header;
+                                    // 16: 16-byte aligned, 16-byte header; above 16 is refused
   RelocateFn relocate = nullptr;
   void* relocate_arg = nullptr;
   std::size_t empty_reserve = 1;
@@ -90,18 +95,20 @@ class OwnedCache {
   void free_unpublished(void* p) noexcept;
 
   std::size_t payload_size() const noexcept { return payload_size_; }
+  /// Bytes before each payload (8, or 16 when 16-byte alignment was asked).
+  std::size_t header_size() const noexcept { return header_; }
   /// The underlying slab cache (for statistics and validation; objects must
   /// be allocated and freed through this class).
   SlabCache& slab_cache() const noexcept { return *cache_; }
   /// Relocation counters. Thread-safe, lock-free.
   OwnedStats stats() const noexcept;
 
-  /// The payload pointer of the object starting at `object` in the slab, and back.
-  static void* payload_of(void* object) noexcept { return static_cast<char*>(object) + kHeader; }
-  static void* object_of(void* payload) noexcept { return static_cast<char*>(payload) - kHeader; }
+  /// The payload pointer of this cache's object starting at `object` in
+  /// the slab, and back.
+  void* payload_of(void* object) const noexcept { return static_cast<char*>(object) + header_; }
+  void* object_of(void* payload) const noexcept { return static_cast<char*>(payload) - header_; }
 
  private:
-  static constexpr std::size_t kHeader = 16;
   OwnedCache() = default;
   static bool can_free(std::span<void*> objects, void* cookie) noexcept;
   static void reclaim(std::span<void*> objects, void* cookie) noexcept;
@@ -111,6 +118,7 @@ class OwnedCache {
   Registry* registry_ = nullptr;
   MovableCache* entry_ = nullptr;
   std::size_t payload_size_ = 0;
+  std::size_t header_ = 8;  // = the payloads' alignment (8 or 16)
   RelocateFn relocate_ = nullptr;
   void* relocate_arg_ = nullptr;
   std::atomic<std::uint64_t> moved_{0}, raced_{0};

@@ -49,6 +49,11 @@ SlabCache* node_cache(std::size_t bytes) noexcept {
       // less node memory). Entries need 4-byte alignment only, and a lookup
       // reads the header and one slot either way.
       o.align = 16;
+      // Waste ≤ 1/32 of a slab, not 1/8: 29 nodes per 16 KiB slab instead of
+      // 14 per 8 KiB (node slabs 1.047 -> 1.009 of the nodes they hold).
+      // Nodes are movable, so the defragmenter keeps their slabs full and
+      // bigger slabs cost little (design: CacheOptions::slab_waste).
+      o.slab_waste = 32;
       o.ctor = &zero_node;
       o.ctor_arg = reinterpret_cast<void*>(bytes);
       c = SlabCache::create(o);

@@ -117,7 +117,7 @@ TEST_CASE("owned: a slab holding an unpublished object is refused, then emptied 
   void* building = f.cache->alloc();  // allocated, not yet in any slot
   REQUIRE(building != nullptr);
   f.cache->slab_cache().flush_thread_cache();  // its slab is detached now: isolatable
-  detail::Slab* slab = detail::slab_of(defrag::OwnedCache::object_of(building));
+  detail::Slab* slab = detail::slab_of(f.cache->object_of(building));
   std::vector<defrag::CacheRef> refs;
   f.registry.acquire_all(refs);
   REQUIRE(refs.size() == 1);
@@ -150,6 +150,52 @@ TEST_CASE("owned: a slab holding an unpublished object is refused, then emptied 
     CHECK(intact(static_cast<const Payload*>(slot.load()), 424242));
   }
   f.cache->retire(f.cache->exchange(slot, nullptr));
+}
+
+TEST_CASE("owned: the header is one word (8-byte payloads) unless 16-byte alignment is asked") {
+  TestPages owner{steady_policy()};
+  defrag::Registry registry;
+  struct Case {
+    std::size_t align, payload, header, stride;
+  };
+  // A 16-byte payload is a 24-byte object, not 32: the header costs one word.
+  for (const Case c : {Case{0, 16, 8, 24}, Case{8, 40, 8, 48}, Case{16, 16, 16, 32}, Case{16, 24, 16, 48}}) {
+    CAPTURE(c.align);
+    CAPTURE(c.payload);
+    defrag::OwnedOptions o;
+    o.name = "owned-align";
+    o.payload_size = c.payload;
+    o.align = c.align;
+    o.pages = &owner.get();
+    o.registry = &registry;
+    defrag::OwnedCache* cache = defrag::OwnedCache::create(o);
+    REQUIRE(cache != nullptr);
+    CHECK(cache->header_size() == c.header);
+    CHECK(cache->slab_cache().stats().stride == c.stride);
+    std::atomic<void*> slots[64];
+    for (auto& slot : slots) {
+      void* p = cache->alloc();
+      REQUIRE(p != nullptr);
+      CHECK(reinterpret_cast<std::uintptr_t>(p) % (c.align > 8 ? 16 : 8) == 0);
+      CHECK(cache->payload_of(cache->object_of(p)) == p);
+      std::memset(p, 0xab, c.payload);  // the whole payload is ours, the owner word intact
+      slot.store(nullptr);
+      CHECK(cache->exchange(slot, p) == nullptr);
+    }
+    for (auto& slot : slots) cache->retire(cache->exchange(slot, nullptr));
+    cache->destroy();
+  }
+  CacheError error{};
+  for (std::size_t bad : {std::size_t{3}, std::size_t{32}}) {
+    defrag::OwnedOptions o;
+    o.name = "owned-bad";
+    o.payload_size = 16;
+    o.align = bad;
+    o.pages = &owner.get();
+    o.registry = &registry;
+    CHECK(defrag::OwnedCache::create(o, &error) == nullptr);
+    CHECK(error.code == ErrorCode::kInvalidArgument);
+  }
 }
 
 TEST_CASE("cooperative: should_move, alloc_direct and free_direct pack a fragmented cache") {
