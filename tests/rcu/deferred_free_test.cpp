@@ -185,8 +185,11 @@ TEST_CASE("deferred free: the typed form runs the destructor first") {
 
 TEST_CASE("deferred free: a flood from two threads stays under the pending limit") {
   const rcu::DeferredOptions saved = rcu::deferred_options();
-  constexpr std::size_t kLimit = 1u << 20;
-  rcu::set_deferred_options({.pending_limit_bytes = kLimit, .flush_interval_us = 1000});
+  // Below the next test's bound on the peak (peaks cannot be reset).
+  constexpr std::size_t kLimit = 512u << 10;
+  // Without helping (which keeps pending far below any limit), so that
+  // the limit itself is what holds the producers back.
+  rcu::set_deferred_options({.pending_limit_bytes = kLimit, .flush_interval_us = 1000, .help_above_bytes = SIZE_MAX});
   rcu::barrier();
   SlabCache* cache = SlabCache::create({.name = "df-flood", .object_size = 64});
   REQUIRE(cache != nullptr);
@@ -256,6 +259,36 @@ TEST_CASE("deferred free: in a flood producers free their own batches, and barri
   CHECK(after.peak_pending_bytes <= (1u << 20));
   CHECK(cache->stats().live_objects == 0);
   CHECK(cache->destroy().live_objects == 0);
+  rcu::set_deferred_options(saved);
+}
+
+// In a flood a producer runs the grace periods for its own batches (the
+// worker would have to be scheduled on CPUs the producers keep busy) and
+// frees them itself; once the flood stops, helping ends by itself and a
+// lone pointer is freed by the worker again, without a barrier.
+TEST_CASE("deferred free: a flooding producer runs its own grace periods; helping ends with the flood") {
+  const rcu::DeferredOptions saved = rcu::deferred_options();
+  rcu::set_deferred_options({.pending_limit_bytes = 64u << 20, .flush_interval_us = 1000, .help_above_bytes = 16u << 10});
+  rcu::barrier();
+  g_freed = 0;
+  const rcu::DeferredStats before = rcu::deferred_stats();
+  constexpr long kObjects = 200000;  // ~790 batches, ~98 full rings
+  std::thread([] {
+    for (long i = 0; i < kObjects; ++i) rcu::defer_free(std::malloc(64), count_free, 64);
+  }).join();
+  const rcu::DeferredStats flood = rcu::deferred_stats();
+  CHECK(flood.producer_grace_periods > before.producer_grace_periods);
+  CHECK(flood.helped - before.helped >= static_cast<std::uint64_t>(kObjects) / 2);
+  // No ring fills any more: the worker's next calm flush interval ends helping.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (rcu::deferred_stats().helping && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK_FALSE(rcu::deferred_stats().helping);
+  // The exited producer's ring went to the worker: all freed, no barrier.
+  while (g_freed.load() < kObjects && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(g_freed.load() == kObjects);
+  rcu::barrier();
   rcu::set_deferred_options(saved);
 }
 
