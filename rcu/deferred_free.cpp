@@ -16,10 +16,17 @@
 // period (begun after every cookie in the set was taken) makes ready as a
 // whole: an O(1) splice.
 //
-// Producer slots: `current` holds the thread's partial batch, kBusy while
-// the owner appends (a few instructions, never across a blocking call), or
-// null. The worker steals a partial batch with a CAS from batch to null,
-// spinning only while it sees kBusy.
+// Producer slots: `current` holds the thread's partial batch, or null;
+// `busy` is set while the owner appends to it (a few instructions, never
+// across a blocking call). An append is plain stores, no atomic
+// read-modify-write: the owner sets `busy`, then loads `current`. The
+// worker steals by exchanging `current` to null, then forces a memory
+// barrier on every thread of the process (membarrier(2), the asymmetric
+// fence urcu-memb's readers rely on too), then waits for `busy` to drop:
+// an owner either set `busy` before that barrier (the worker sees it and
+// waits) or loads `current` after it (and sees null). Without membarrier
+// the owner fences after setting `busy` instead. Only the owner stores a
+// batch into its slot, and it takes a full batch out with a CAS.
 //
 // Helping (a flood): once pending bytes exceed help_above_bytes, a
 // producer keeps its own full batches in a small ring (`held`); when the
@@ -37,8 +44,11 @@
 // filled up.
 #include "rcu/deferred_free.h"
 
+#include <linux/membarrier.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -81,7 +91,9 @@ static_assert(sizeof(Batch) <= kPageSize);
 constexpr unsigned kHeldSlots = 8;
 
 struct Producer {
-  std::atomic<Batch*> current{nullptr};
+  std::atomic<Batch*> current{nullptr};  // see the top of the file
+  std::atomic<bool> busy{false};         // the owner is appending to `current`
+  Batch* stolen = nullptr;               // worker only: taken from `current`, not yet counted
   // Full batches waiting for their grace period, oldest at `head`. The
   // owner fills and reaps them; the worker may take any slot (exchange).
   std::atomic<Batch*> held[kHeldSlots] = {};
@@ -95,7 +107,6 @@ struct Producer {
   bool in_use = false;       // under State::lock
 };
 
-Batch* const kBusy = reinterpret_cast<Batch*>(std::uintptr_t{1});
 constexpr std::size_t kReserveBatches = 8;
 
 struct Stats {
@@ -159,6 +170,48 @@ constinit thread_local unsigned tl_freeing = 0;
 // Whether a producer may block here: not inside a read section (a grace
 // period would wait for it), not inside a free function (see tl_freeing).
 bool may_wait() noexcept { return !in_read_section() && tl_freeing == 0; }
+
+// ---------------------------------------------------------------------------
+// The slot protocol's fences (see the top of the file).
+
+int membarrier(int cmd) noexcept { return static_cast<int>(::syscall(__NR_membarrier, cmd, 0, 0)); }
+
+// Whether the worker can force a barrier on the owners (registered once;
+// a forked child inherits the registration). Read on every append.
+const bool g_asymmetric = [] {
+  const int cmds = membarrier(MEMBARRIER_CMD_QUERY);
+  return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
+         membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+}();
+
+// Owner: `busy` is set; the load of `current` that follows must not pass
+// that store (StoreLoad). With membarrier the worker's barrier provides the
+// order and the compiler only must keep the two in place.
+inline void enter(Producer* me) noexcept {
+  me->busy.store(true, std::memory_order_relaxed);
+  if (MSLAB_LIKELY(g_asymmetric))
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+// release: a worker that sees `busy` drop sees every entry written before.
+inline void leave(Producer* me) noexcept { me->busy.store(false, std::memory_order_release); }
+
+// Worker, after exchanging slots to null and before reading `busy`: every
+// owner that set `busy` before this is seen busy; every other one loads
+// `current` after it (and sees null).
+void owners_fence() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!g_asymmetric) return;
+  if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
+  // Not expected (registered at start, inherited by fork): the global
+  // command is slower (the kernel waits for an RCU grace period) but needs
+  // no registration. Without either, owners could write a stolen batch.
+  if (membarrier(MEMBARRIER_CMD_GLOBAL) == 0) return;
+  report_error(ErrorCode::kInvalidArgument, nullptr, nullptr, "deferred free: membarrier(2) failed; cannot steal safely");
+  std::abort();
+}
 
 // ---------------------------------------------------------------------------
 // Freeing one entry.
@@ -440,28 +493,35 @@ void put_in_ring(State& s, Producer* me, Batch* b) noexcept {
   me->activity.fetch_add(1, std::memory_order_relaxed);
 }
 
-// A producer's batch `b` just became full; its slot holds kBusy. The batch
-// moves to the ring (helping) or to `submitted`, and stays reachable by a
-// barrier at every step: the worker visits the slots (spinning on kBusy),
-// then the rings, then `submitted` — the direction batches move in — and
-// anything that may block runs with `b` published in the slot again.
+// A producer's batch `b` just became full; the owner holds `busy` and b
+// sits in its slot. The batch moves to the ring (helping) or to
+// `submitted`, and stays reachable by a barrier at every step: in the slot
+// (stealable) while we may block, otherwise under `busy` until it is placed
+// — a barrier's cycle waits for every owner's `busy` to drop before it
+// visits the rings and `submitted` (steal_partials).
 void full_batch(State& s, Producer* me, Batch* b) noexcept {
   const bool help = update_helping(s);
   if (help || me->head != me->tail) {
-    me->current.store(b, std::memory_order_release);  // stealable while we free or wait
+    leave(me);  // b stays in the slot, stealable while we free or wait
     if (help)
       make_room(s, me);
     else
       reap(s, me);  // what is left from helping
+    enter(me);
     // A free function we ran may have called defer_free: that call found
-    // b full and passed it to the worker (see enqueue), and may have left
-    // a partial batch of its own. Only a full batch in the slot is b.
-    Batch* again = me->current.exchange(kBusy, std::memory_order_acquire);
-    if (again == nullptr || again->count != Batch::kEntries) {  // b is gone: the worker has it
-      me->current.store(again, std::memory_order_release);
+    // b full and passed it to the worker (see start_batch), and may have
+    // left a partial batch of its own — never full, maybe in b's old page.
+    if (me->current.load(std::memory_order_relaxed) != b || b->count != Batch::kEntries) {
+      leave(me);
       return wait_below_limit(s, me);
     }
-    b = again;
+  }
+  // Out of the slot; the worker may have stolen b meanwhile (it waits for
+  // `busy` to drop, then counts and frees it).
+  Batch* expected = b;
+  if (!me->current.compare_exchange_strong(expected, nullptr, std::memory_order_acquire, std::memory_order_relaxed)) {
+    leave(me);
+    return wait_below_limit(s, me);
   }
   s.partial.fetch_sub(1, std::memory_order_relaxed);
   account(s, b);
@@ -469,7 +529,7 @@ void full_batch(State& s, Producer* me, Batch* b) noexcept {
     put_in_ring(s, me, b);
   else
     push_submitted(s, b);
-  me->current.store(nullptr, std::memory_order_release);
+  leave(me);
   if (help) {
     // A shutdown that began meanwhile may have taken the rings for the
     // last time: then hand ours over (the fence pairs with the seq_cst
@@ -505,26 +565,32 @@ void mark_idle(Producer* producers) noexcept {
 // busy), and make the producer allocate a new one. `producers` is a
 // snapshot of the list head taken under s.lock (records are never freed;
 // the list grows only at its head).
-Batch* steal_partials(State& s, Producer* producers, bool only_idle) noexcept {
+//
+// `all_owners` (a barrier's or the final cycle): also waits for every
+// owner's `busy` to drop, so that a full batch an owner holds outside its
+// slot while it places it (full_batch) is in a ring or in `submitted` by
+// the time the cycle looks there.
+Batch* steal_partials(State& s, Producer* producers, bool only_idle, bool all_owners) noexcept {
+  bool any = false;
+  for (Producer* p = producers; p != nullptr; p = p->next) {
+    if ((only_idle && !p->idle) || p->current.load(std::memory_order_relaxed) == nullptr) continue;
+    // acquire: pairs with the owner's release store of a new batch.
+    p->stolen = p->current.exchange(nullptr, std::memory_order_acquire);
+    any |= p->stolen != nullptr;
+  }
+  if (!any && !all_owners) return nullptr;
+  owners_fence();
   Batch* stolen = nullptr;
   for (Producer* p = producers; p != nullptr; p = p->next) {
-    if (only_idle && !p->idle) continue;
-    Batch* b = p->current.load(std::memory_order_acquire);
-    for (;;) {
-      if (b == nullptr) break;
-      if (b == kBusy) {  // the owner is mid-append: a few instructions
-        std::this_thread::yield();
-        b = p->current.load(std::memory_order_acquire);
-        continue;
-      }
-      // acquire: pairs with the owner's release store of the batch.
-      if (p->current.compare_exchange_weak(b, nullptr, std::memory_order_acquire, std::memory_order_acquire)) {
-        s.partial.fetch_sub(1, std::memory_order_relaxed);
-        account(s, b);
-        b->next = stolen;
-        stolen = b;
-        break;
-      }
+    if (p->stolen == nullptr && !all_owners) continue;
+    // The owner is mid-append (a few instructions); acquire: its entries.
+    while (p->busy.load(std::memory_order_acquire)) std::this_thread::yield();
+    if (Batch* b = p->stolen) {
+      p->stolen = nullptr;
+      s.partial.fetch_sub(1, std::memory_order_relaxed);
+      account(s, b);
+      b->next = stolen;
+      stolen = b;
     }
   }
   return stolen;
@@ -654,10 +720,10 @@ void worker_main(State& s) noexcept {
     const bool steal = final || tick;
     if (tick) last_steal = now;
     guard.unlock();
-    // Not under the lock: a producer holding kBusy may take it (wake_worker).
+    // Not under the lock: a producer holding `busy` may take it (wake_worker).
     if (tick) mark_idle(in.producers);
     if (steal) {
-      in.stolen = steal_partials(s, in.producers, !final && s.helping.load(std::memory_order_relaxed));
+      in.stolen = steal_partials(s, in.producers, !final && s.helping.load(std::memory_order_relaxed), final);
       in.take_idle_held = true;
     }
     run_cycle(s, in);
@@ -702,6 +768,11 @@ void State::after_fork_child() noexcept {
   s.barrier_done = s.barrier_requested;
   std::size_t partial = 0, held = 0;
   for (Producer* p = s.producers; p != nullptr; p = p->next) {
+    // A thread that was appending at the fork does not exist here: a
+    // barrier must not wait for its `busy` (steal_partials). What the
+    // parent's worker had stolen but not counted stays the parent's.
+    p->busy.store(false, std::memory_order_relaxed);
+    p->stolen = nullptr;
     if (p == tl_producer) {  // ours: still valid
       Batch* b = p->current.load(std::memory_order_relaxed);
       partial += b != nullptr;
@@ -709,12 +780,12 @@ void State::after_fork_child() noexcept {
       continue;
     }
     auto drop = [&](Batch* b) {
-      if (b == nullptr || b == kBusy) return;
+      if (b == nullptr) return;
       s.stats.leaked.fetch_add(b->count, std::memory_order_relaxed);
       s.stats.pending_bytes.fetch_sub(b->bytes, std::memory_order_relaxed);
     };
     // A partial batch was never counted as pending; ring batches were.
-    if (Batch* b = p->current.exchange(nullptr); b != nullptr && b != kBusy)
+    if (Batch* b = p->current.exchange(nullptr); b != nullptr)
       s.stats.leaked.fetch_add(b->count, std::memory_order_relaxed);
     for (auto& slot : p->held) drop(slot.exchange(nullptr));
     p->head = p->tail = 0;
@@ -738,16 +809,17 @@ State& state() noexcept {
 void on_producer_exit(void* arg) noexcept {
   auto* p = static_cast<Producer*>(arg);
   State& s = state();
-  // kBusy while the batches move, so that a barrier cannot miss them (see
+  // `busy` while the batches move, so that a barrier cannot miss them (see
   // full_batch); the record is then reused with an empty ring.
-  Batch* b = p->current.exchange(kBusy, std::memory_order_acquire);
+  enter(p);
+  Batch* b = p->current.exchange(nullptr, std::memory_order_acquire);  // or the worker stole it
   if (b != nullptr) {
     s.partial.fetch_sub(1, std::memory_order_relaxed);
     account(s, b);
     push_submitted(s, b);
   }
   give_ring_to_worker(s, p);
-  p->current.store(nullptr, std::memory_order_release);
+  leave(p);
   wait_below_limit(s, nullptr);
   std::lock_guard guard(s.lock);
   p->in_use = false;
@@ -817,39 +889,54 @@ void free_after_shutdown(void* p, FreeFn fn) noexcept {
   run_entry(Entry{p, fn});
 }
 
+// The owner holds `busy` and its slot holds `full` (a full batch) or null.
+// Returns a new batch in the slot with `busy` held, or null — no memory;
+// `busy` is then released.
+Batch* start_batch(State& s, Producer* me, Batch* full) noexcept {
+  if (full != nullptr) {
+    // A full batch here belongs to a full_batch() further up this thread's
+    // stack, which is running free functions (we are one of them): hand it
+    // to the worker — unless the worker stole it already.
+    Batch* expected = full;
+    if (me->current.compare_exchange_strong(expected, nullptr, std::memory_order_acquire,
+                                            std::memory_order_relaxed)) {
+      s.partial.fetch_sub(1, std::memory_order_relaxed);
+      account(s, full);
+      push_submitted(s, full);
+    }
+  }
+  leave(me);  // allocate without holding `busy`: a barrier may wait on it
+  if (!s.running.load(std::memory_order_relaxed)) ensure_worker(s);
+  Batch* b = new_batch();
+  if (b == nullptr) return nullptr;
+  s.partial.fetch_add(1, std::memory_order_relaxed);  // before the worker can steal it
+  enter(me);
+  // release: the batch's header, to a worker that steals it. Only the owner
+  // stores into its slot, and nothing ran since it was null.
+  me->current.store(b, std::memory_order_release);
+  return b;
+}
+
+// The hot path: plain stores, no atomic read-modify-write (see the top of
+// the file for the slot protocol).
 void enqueue(void* p, FreeFn fn, std::size_t bytes) noexcept {
   State& s = state();
   if (MSLAB_UNLIKELY(s.shut_down.load(std::memory_order_acquire))) return free_after_shutdown(p, fn);
   Producer* me = producer(s);
   if (MSLAB_UNLIKELY(me == nullptr)) return emergency(s, p, fn, bytes);
-  Batch* b = me->current.exchange(kBusy, std::memory_order_acquire);
-  if (MSLAB_UNLIKELY(b != nullptr && b->count == Batch::kEntries)) {
-    // A full batch here belongs to a full_batch() further up this thread's
-    // stack, which is running free functions (we are one of them): hand it
-    // to the worker and start a new one.
-    s.partial.fetch_sub(1, std::memory_order_relaxed);
-    account(s, b);
-    push_submitted(s, b);
-    b = nullptr;
-  }
-  if (b == nullptr) {
-    me->current.store(nullptr, std::memory_order_relaxed);  // allocate without holding kBusy
-    if (!s.running.load(std::memory_order_relaxed)) ensure_worker(s);
-    b = new_batch();
+  enter(me);
+  Batch* b = me->current.load(std::memory_order_relaxed);
+  if (MSLAB_UNLIKELY(b == nullptr || b->count == Batch::kEntries)) {
+    b = start_batch(s, me, b);
     if (b == nullptr) return emergency(s, p, fn, bytes);
-    s.partial.fetch_add(1, std::memory_order_relaxed);
-    me->current.store(kBusy, std::memory_order_relaxed);
   }
   b->entries[b->count++] = Entry{p, fn};
   b->bytes += bytes + sizeof(Entry);
-  if (b->count == Batch::kEntries) {
-    return full_batch(s, me, b);
-  }
-  // After this store the worker may steal and free the batch at any time:
+  if (b->count == Batch::kEntries) return full_batch(s, me, b);
+  // After leave() the worker may steal and free the batch at any time:
   // nothing may read it afterwards.
   const bool first_entry = b->count == 1;
-  // release: publishes the entries to a worker that steals the batch.
-  me->current.store(b, std::memory_order_release);
+  leave(me);
   if (MSLAB_UNLIKELY(first_entry)) wake_worker(s, true);  // a new partial batch: the worker's timer must run
 }
 

@@ -183,6 +183,62 @@ TEST_CASE("deferred free: the typed form runs the destructor first") {
   CHECK(Tracked::destroyed == 10);
 }
 
+// Appends are plain stores; the worker steals a partial batch by exchanging
+// the slot to null, forcing a barrier on the owners (membarrier) and waiting
+// for the owner's `busy` flag. With a flush interval of 20 µs the worker
+// steals from producers in mid-append all the time: every pointer must be
+// freed exactly once, and a barrier must cover everything queued before it.
+// (A worker that read a stolen batch without waiting for `busy` is caught
+// reliably only under ThreadSanitizer: the window is a few instructions.)
+namespace steal_race {
+constexpr long kPerThread = 150000;
+std::atomic<unsigned char> freed_count[2 * kPerThread];
+void mark(void* p) noexcept { static_cast<std::atomic<unsigned char>*>(p)->fetch_add(1); }
+}  // namespace steal_race
+
+TEST_CASE("deferred free: the worker steals partial batches from producers mid-append; each pointer freed once") {
+  using namespace steal_race;
+  const rcu::DeferredOptions saved = rcu::deferred_options();
+  // A low limit: pending peaks cannot be reset, and later tests bound them.
+  rcu::set_deferred_options({.pending_limit_bytes = 256u << 10, .flush_interval_us = 20, .help_above_bytes = SIZE_MAX});
+  rcu::barrier();
+  for (auto& c : freed_count) c.store(0);
+  const rcu::DeferredStats before = rcu::deferred_stats();
+  std::atomic<long> queued[2] = {0, 0};
+  auto produce = [&](int t) {
+    for (long i = 0; i < kPerThread; ++i) {
+      rcu::defer_free(&freed_count[t * kPerThread + i], mark, 0);
+      queued[t].store(i + 1, std::memory_order_release);
+      if (i % 64 == 0) std::this_thread::yield();  // let the worker and the barriers run (2 cores)
+    }
+  };
+  std::thread a(produce, 0), b(produce, 1);
+  int barriers = 0, missed = 0;
+  while ((queued[0].load() < kPerThread || queued[1].load() < kPerThread) && barriers < 5000) {
+    const long q0 = queued[0].load(std::memory_order_acquire), q1 = queued[1].load(std::memory_order_acquire);
+    rcu::barrier();
+    ++barriers;
+    for (long i = 0; i < q0; i += 97) missed += freed_count[i].load() == 0;
+    for (long i = 0; i < q1; i += 97) missed += freed_count[kPerThread + i].load() == 0;
+  }
+  a.join();
+  b.join();
+  rcu::barrier();
+  const rcu::DeferredStats after = rcu::deferred_stats();
+  long never = 0, twice = 0;
+  for (auto& c : freed_count) {
+    never += c.load() == 0;
+    twice += c.load() > 1;
+  }
+  CHECK(missed == 0);
+  CHECK(never == 0);
+  CHECK(twice == 0);
+  CHECK(after.freed - before.freed == 2u * kPerThread);
+  // Steals happened: far more batches than full ones (254 pointers each).
+  CHECK(after.batches - before.batches > 2u * kPerThread / 254 + 10);
+  rcu::set_deferred_options(saved);
+}
+
 TEST_CASE("deferred free: a flood from two threads stays under the pending limit") {
   const rcu::DeferredOptions saved = rcu::deferred_options();
   // Below the next test's bound on the peak (peaks cannot be reset).
