@@ -221,12 +221,14 @@ void owners_fence() noexcept {
 // twice, or its cache destroyed meanwhile), reported: such a pointer must
 // never reach std::free, which would take it for heap corruption.
 bool free_if_owned(void* p) noexcept {
+  // One table load settles memory mslab does not own (malloc's, in the
+  // head-less flood): no call into the slab or page layer.
+  if (mslab::detail::chunk_of(p) == nullptr) return false;
   if (SlabCache* cache = SlabCache::cache_of(p)) {
     cache->free(p);
     return true;
   }
   if (PageAllocator::free_block(p)) return true;
-  if (mslab::detail::chunk_of(p) == nullptr) return false;
   report_error(ErrorCode::kForeignPointer, nullptr, p,
                "deferred free of mslab memory that is not an allocated block (already freed, or its cache destroyed)");
   return true;
@@ -957,11 +959,10 @@ void defer_with_size(void* p, FreeFn fn, std::size_t bytes) noexcept { enqueue(p
 
 void defer_free(void* p) noexcept {
   if (p == nullptr) return;
-  std::size_t bytes = owner_size(p);
-  // Not a live block of ours: from malloc — unless it lies in mslab memory
-  // (a stale pointer, reported when the worker frees it), which malloc must
-  // never be asked about.
-  if (bytes == 0 && mslab::detail::chunk_of(p) == nullptr) bytes = ::malloc_usable_size(p);
+  // Outside mslab memory: malloc's. Inside: its block's size — 0 for a
+  // stale pointer (reported when it is freed), which malloc must never be
+  // asked about.
+  const std::size_t bytes = mslab::detail::chunk_of(p) == nullptr ? ::malloc_usable_size(p) : owner_size(p);
   enqueue(p, nullptr, bytes);
 }
 
