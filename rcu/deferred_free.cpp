@@ -115,7 +115,20 @@ struct Stats {
   std::atomic<std::size_t> pending_bytes{0}, peak_pending_bytes{0};
 };
 
+int membarrier(int cmd) noexcept { return static_cast<int>(::syscall(__NR_membarrier, cmd, 0, 0)); }
+
+// Whether the worker can force a memory barrier on the owners (the slot
+// protocol, see the top of the file). Registers the process once; a forked
+// child inherits the registration.
+bool register_asymmetric_fence() noexcept {
+  const int cmds = membarrier(MEMBARRIER_CMD_QUERY);
+  return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
+         membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+}
+
 struct State {
+  // Set before any producer or the worker exists; read on every append.
+  const bool asymmetric = register_asymmetric_fence();
   std::mutex lock;
   std::condition_variable wake;      // the worker sleeps here
   std::condition_variable progress;  // barrier callers and producers over the limit
@@ -174,22 +187,12 @@ bool may_wait() noexcept { return !in_read_section() && tl_freeing == 0; }
 // ---------------------------------------------------------------------------
 // The slot protocol's fences (see the top of the file).
 
-int membarrier(int cmd) noexcept { return static_cast<int>(::syscall(__NR_membarrier, cmd, 0, 0)); }
-
-// Whether the worker can force a barrier on the owners (registered once;
-// a forked child inherits the registration). Read on every append.
-const bool g_asymmetric = [] {
-  const int cmds = membarrier(MEMBARRIER_CMD_QUERY);
-  return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
-         membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
-}();
-
 // Owner: `busy` is set; the load of `current` that follows must not pass
 // that store (StoreLoad). With membarrier the worker's barrier provides the
 // order and the compiler only must keep the two in place.
-inline void enter(Producer* me) noexcept {
+inline void enter(const State& s, Producer* me) noexcept {
   me->busy.store(true, std::memory_order_relaxed);
-  if (MSLAB_LIKELY(g_asymmetric))
+  if (MSLAB_LIKELY(s.asymmetric))
     std::atomic_signal_fence(std::memory_order_seq_cst);
   else
     std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -201,9 +204,9 @@ inline void leave(Producer* me) noexcept { me->busy.store(false, std::memory_ord
 // Worker, after exchanging slots to null and before reading `busy`: every
 // owner that set `busy` before this is seen busy; every other one loads
 // `current` after it (and sees null).
-void owners_fence() noexcept {
+void owners_fence(const State& s) noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!g_asymmetric) return;
+  if (!s.asymmetric) return;
   if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
   // Not expected (registered at start, inherited by fork): the global
   // command is slower (the kernel waits for an RCU grace period) but needs
@@ -509,7 +512,7 @@ void full_batch(State& s, Producer* me, Batch* b) noexcept {
       make_room(s, me);
     else
       reap(s, me);  // what is left from helping
-    enter(me);
+    enter(s, me);
     // A free function we ran may have called defer_free: that call found
     // b full and passed it to the worker (see start_batch), and may have
     // left a partial batch of its own — never full, maybe in b's old page.
@@ -581,7 +584,7 @@ Batch* steal_partials(State& s, Producer* producers, bool only_idle, bool all_ow
     any |= p->stolen != nullptr;
   }
   if (!any && !all_owners) return nullptr;
-  owners_fence();
+  owners_fence(s);
   Batch* stolen = nullptr;
   for (Producer* p = producers; p != nullptr; p = p->next) {
     if (p->stolen == nullptr && !all_owners) continue;
@@ -813,7 +816,7 @@ void on_producer_exit(void* arg) noexcept {
   State& s = state();
   // `busy` while the batches move, so that a barrier cannot miss them (see
   // full_batch); the record is then reused with an empty ring.
-  enter(p);
+  enter(s, p);
   Batch* b = p->current.exchange(nullptr, std::memory_order_acquire);  // or the worker stole it
   if (b != nullptr) {
     s.partial.fetch_sub(1, std::memory_order_relaxed);
@@ -912,7 +915,7 @@ Batch* start_batch(State& s, Producer* me, Batch* full) noexcept {
   Batch* b = new_batch();
   if (b == nullptr) return nullptr;
   s.partial.fetch_add(1, std::memory_order_relaxed);  // before the worker can steal it
-  enter(me);
+  enter(s, me);
   // release: the batch's header, to a worker that steals it. Only the owner
   // stores into its slot, and nothing ran since it was null.
   me->current.store(b, std::memory_order_release);
@@ -926,7 +929,7 @@ void enqueue(void* p, FreeFn fn, std::size_t bytes) noexcept {
   if (MSLAB_UNLIKELY(s.shut_down.load(std::memory_order_acquire))) return free_after_shutdown(p, fn);
   Producer* me = producer(s);
   if (MSLAB_UNLIKELY(me == nullptr)) return emergency(s, p, fn, bytes);
-  enter(me);
+  enter(s, me);
   Batch* b = me->current.load(std::memory_order_relaxed);
   if (MSLAB_UNLIKELY(b == nullptr || b->count == Batch::kEntries)) {
     b = start_batch(s, me, b);
