@@ -381,7 +381,7 @@ void print_flood(const RcuBenchOptions& o, const std::vector<FloodRun>& runs) {
   if (o.repeat > 1) std::printf("median of %u runs per case (by M frees/s; range: min-max)\n", o.repeat);
   std::vector<std::vector<std::string>> rows = {
       {"case", "M frees/s", "/call_rcu", "/defer_rcu", "prod ns/op", "total s", "barrier ms", "peak KiB",
-       "lib peak KiB", "p50 us", "p99 us", "max us", "GPs", "faults", "status"}};
+       "lib peak KiB", "p50 us", "p99 us", "max us", "GPs", "prod GPs", "cpu ms", "csw", "faults", "status"}};
   if (o.repeat > 1) rows[0].insert(rows[0].begin() + 2, "range");
   for (const FloodRun& run : runs) {
     if (!run.median) continue;
@@ -398,7 +398,9 @@ void print_flood(const RcuBenchOptions& o, const std::vector<FloodRun>& runs) {
                     cell(ok ? r.peak_pending_bytes_library / 1024 : kNaN, 0),
                     cell(ok ? r.latency_p50_ns * 1e-3 : kNaN, 1), cell(ok ? r.latency_p99_ns * 1e-3 : kNaN, 1),
                     cell(ok ? r.latency_max_ns * 1e-3 : kNaN, 1), cell(ok ? r.grace_periods : kNaN, 0),
-                    cell(ok ? r.page_faults : kNaN, 0), status_cell(ok, failed, o.repeat)});
+                    cell(ok ? r.producer_grace_periods : kNaN, 0), cell(ok ? r.cpu_ms : kNaN, 0),
+                    cell(ok ? r.context_switches : kNaN, 0), cell(ok ? r.page_faults : kNaN, 0),
+                    status_cell(ok, failed, o.repeat)});
     if (o.repeat > 1) rows.back().insert(rows.back().begin() + 2, range);
   }
   print_table(rows);
@@ -519,7 +521,10 @@ void write_json(const Machine& m, const RcuBenchOptions& o, const std::vector<Fl
       number(w, "batches", v(r.batches));
       number(w, "batches_elapsed", v(r.batches_elapsed));
       number(w, "producer_waits", v(r.producer_waits));
+      number(w, "producer_grace_periods", v(r.producer_grace_periods));
       number(w, "page_faults", v(r.page_faults));
+      number(w, "cpu_ms", v(r.cpu_ms));
+      number(w, "context_switches", v(r.context_switches));
       w.end_object();
     }
     w.end_array();

@@ -74,6 +74,13 @@ std::uint64_t minor_faults() noexcept {
   return static_cast<std::uint64_t>(u.ru_minflt);
 }
 
+CpuUse cpu_use() noexcept {
+  rusage u{};
+  if (::getrusage(RUSAGE_SELF, &u) != 0) return {};
+  auto ms = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) * 1e-3; };
+  return {ms(u.ru_utime) + ms(u.ru_stime), static_cast<double>(u.ru_nvcsw + u.ru_nivcsw)};
+}
+
 double quantile(std::vector<std::uint32_t>& v, double q) {
   if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
   // Nearest rank: the smallest value with at least q of the samples at or below it.

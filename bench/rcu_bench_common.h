@@ -79,6 +79,9 @@ struct FloodResult {
   double batches = 0, batches_elapsed = 0;  // mslab: batches, of which freed without waiting
   double producer_waits = 0;                // mslab: producers blocked by the pending limit
   double page_faults = 0;                   // minor faults of the whole child, start → all freed
+  double cpu_ms = 0;                        // user + system CPU time of the whole child, start → all freed
+  double context_switches = 0;              // voluntary + involuntary, whole child, start → all freed
+  double producer_grace_periods = 0;        // mslab: grace periods run by helping producers; else NaN
 };
 
 FloodResult run_flood(FloodCase c, const RcuBenchOptions& options) noexcept;
@@ -131,6 +134,14 @@ bool case_selected(const RcuBenchOptions& options, const char* name);
 
 /// Minor page faults of this process so far (all threads).
 std::uint64_t minor_faults() noexcept;
+
+/// CPU time (user + system, ms) and context switches (voluntary +
+/// involuntary) of this process so far, all threads.
+struct CpuUse {
+  double cpu_ms = 0;
+  double context_switches = 0;
+};
+CpuUse cpu_use() noexcept;
 
 /// The value at quantile q (0 … 1) of `v` (reordered); NaN when empty.
 double quantile(std::vector<std::uint32_t>& v, double q);

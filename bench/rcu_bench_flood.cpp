@@ -227,6 +227,7 @@ void run_case(const RcuBenchOptions& o, FloodResult& r) {
   }
   sync.ready.wait();
   const std::uint64_t faults_start = minor_faults();
+  const CpuUse cpu_start = cpu_use();
   const std::uint64_t t_start = clock_ns();
   sync.start.count_down();
   sync.done.wait();
@@ -236,6 +237,9 @@ void run_case(const RcuBenchOptions& o, FloodResult& r) {
   if constexpr (kOurs) rcu::barrier();
   const std::uint64_t t_end = clock_ns();
   r.page_faults = static_cast<double>(minor_faults() - faults_start);
+  const CpuUse cpu_end = cpu_use();
+  r.cpu_ms = cpu_end.cpu_ms - cpu_start.cpu_ms;
+  r.context_switches = cpu_end.context_switches - cpu_start.context_switches;
   sync.release.count_down();
   for (std::thread& t : pool) t.join();
 
@@ -264,7 +268,8 @@ void run_case(const RcuBenchOptions& o, FloodResult& r) {
     r.latency_max_ns = samples.empty() ? kNaN : *std::max_element(samples.begin(), samples.end());
   }
 
-  r.peak_pending_bytes_library = r.grace_periods = r.batches = r.batches_elapsed = r.producer_waits = kNaN;
+  r.peak_pending_bytes_library = r.grace_periods = r.batches = r.batches_elapsed = r.producer_waits =
+      r.producer_grace_periods = kNaN;
   if constexpr (kOurs) {
     const rcu::DeferredStats after = rcu::deferred_stats();
     r.peak_pending_bytes_library = static_cast<double>(after.peak_pending_bytes);
@@ -272,6 +277,7 @@ void run_case(const RcuBenchOptions& o, FloodResult& r) {
     r.batches = static_cast<double>(after.batches - before.batches);
     r.batches_elapsed = static_cast<double>(after.batches_elapsed - before.batches_elapsed);
     r.producer_waits = static_cast<double>(after.producer_waits - before.producer_waits);
+    r.producer_grace_periods = static_cast<double>(after.producer_grace_periods - before.producer_grace_periods);
     if (after.pending_bytes != 0 || after.leaked != 0 || after.emergency_frees != before.emergency_frees) {
       std::snprintf(r.note, sizeof r.note, "library after barrier: pending_bytes %zu, leaked %llu, emergency frees %llu",
                     after.pending_bytes, static_cast<unsigned long long>(after.leaked),

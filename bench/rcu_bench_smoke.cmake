@@ -10,7 +10,8 @@ set(machine_keys cpu_model cores kernel date compiler build_type sanitizers msla
 set(flood_keys case repetition median api status note frees seconds_total seconds_producers barrier_ms frees_per_s
     ratio_vs_call_rcu ratio_vs_defer_rcu producer_ns_per_op peak_pending_bytes_sampled
     peak_pending_bytes_library latency_samples latency_p50_ns latency_p99_ns latency_max_ns
-    grace_periods batches batches_elapsed producer_waits page_faults)
+    grace_periods batches batches_elapsed producer_waits producer_grace_periods page_faults cpu_ms
+    context_switches)
 set(replace_keys case repetition median api status note total_ms writer_ms barrier_ms ratio_vs_synchronize ratio_vs_call_rcu
     reader_iterations reader_iterations_per_s violations grace_periods peak_pending_bytes_sampled
     peak_pending_bytes_library page_faults)

@@ -16,25 +16,39 @@
 // period (begun after every cookie in the set was taken) makes ready as a
 // whole: an O(1) splice.
 //
-// Producer slots: `current` holds the thread's partial batch, kBusy while
-// the owner appends (a few instructions, never across a blocking call), or
-// null. The worker steals a partial batch with a CAS from batch to null,
-// spinning only while it sees kBusy.
+// Producer slots: `current` holds the thread's partial batch, or null;
+// `busy` is set while the owner appends to it (a few instructions, never
+// across a blocking call). An append is plain stores, no atomic
+// read-modify-write: the owner sets `busy`, then loads `current`. The
+// worker steals by exchanging `current` to null, then forces a memory
+// barrier on every thread of the process (membarrier(2), the asymmetric
+// fence urcu-memb's readers rely on too), then waits for `busy` to drop:
+// an owner either set `busy` before that barrier (the worker sees it and
+// waits) or loads `current` after it (and sees null). Without membarrier
+// the owner fences after setting `busy` instead. Only the owner stores a
+// batch into its slot, and it takes a full batch out with a CAS.
 //
-// Helping (a flood): while pending bytes exceed help_above_bytes, a
-// producer keeps its own full batches in a small ring (`held`), asks the
-// worker for grace periods, and frees each batch itself once its cookie has
-// elapsed. Its frees are then local (into its own slab heap, its own malloc
-// arena, from a hot cache) and the freeing is spread over every producing
-// CPU instead of one worker; pending memory stays at a few batches per
-// producer. A full ring passes its oldest batch to the worker; the worker
-// takes the ring of a producer that stopped, and every ring when helping
-// ends, on a barrier and at shutdown (then it also waits for a producer
-// still freeing one it took: `reaping`).
+// Helping (a flood): once pending bytes exceed help_above_bytes, a
+// producer keeps its own full batches in a small ring (`held`); when the
+// ring is full it runs a grace period itself and frees the batches whose
+// cookie has elapsed. Its frees are then local (into its own slab heap, its
+// own malloc arena, from a hot cache) and the freeing is spread over every
+// producing CPU instead of one worker; pending memory stays at a ring per
+// producer, and the worker (a third thread on CPUs the producers keep busy)
+// stays asleep. Where the producer may not wait (read section, free
+// function) a full ring passes its oldest batch to the worker. The worker
+// takes the ring and the partial batch of a producer that stopped (no ring
+// activity for a flush interval), every ring on a barrier and at shutdown
+// (then it also waits for a producer still freeing one it took:
+// `reaping`), and ends helping after a flush interval in which no ring
+// filled up.
 #include "rcu/deferred_free.h"
 
+#include <linux/membarrier.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -71,10 +85,16 @@ struct Batch {
 };
 static_assert(sizeof(Batch) <= kPageSize);
 
-constexpr unsigned kHeldSlots = 8;  // a producer's ring of full batches while helping
+// A producer's ring of full batches while helping: it runs a grace period
+// when the ring is full, so this many batches share one. 8 was no slower
+// than 12 or 16 within the noise of a loaded machine (10 M flood, 2
+// threads, 2026-11-30) and holds half the pending memory of 16.
+constexpr unsigned kHeldSlots = 8;
 
 struct Producer {
-  std::atomic<Batch*> current{nullptr};
+  std::atomic<Batch*> current{nullptr};  // see the top of the file
+  std::atomic<bool> busy{false};         // the owner is appending to `current`
+  Batch* stolen = nullptr;               // worker only: taken from `current`, not yet counted
   // Full batches waiting for their grace period, oldest at `head`. The
   // owner fills and reaps them; the worker may take any slot (exchange).
   std::atomic<Batch*> held[kHeldSlots] = {};
@@ -82,21 +102,34 @@ struct Producer {
   std::uint32_t head = 0, tail = 0;            // owner only
   std::atomic<std::uint64_t> activity{0};      // bumped by the owner's ring operations
   std::atomic<bool> reaping{false};            // the owner is freeing a batch it took from `held`
-  std::uint64_t seen_activity = 0;             // worker only: `activity` at its last look
+  std::uint64_t seen_activity = 0;             // worker only: `activity` at its last tick
+  bool idle = false;                           // worker only: no ring activity for a whole tick
   Producer* next = nullptr;  // the list only grows; records are reused
   bool in_use = false;       // under State::lock
 };
 
-Batch* const kBusy = reinterpret_cast<Batch*>(std::uintptr_t{1});
 constexpr std::size_t kReserveBatches = 8;
 
 struct Stats {
   std::atomic<std::uint64_t> queued{0}, freed{0}, grace_periods{0}, batches{0}, batches_elapsed{0},
-      producer_waits{0}, emergency_frees{0}, reserve_batches{0}, leaked{0}, helped{0};
+      producer_waits{0}, producer_grace_periods{0}, emergency_frees{0}, reserve_batches{0}, leaked{0}, helped{0};
   std::atomic<std::size_t> pending_bytes{0}, peak_pending_bytes{0};
 };
 
+int membarrier(int cmd) noexcept { return static_cast<int>(::syscall(__NR_membarrier, cmd, 0, 0)); }
+
+// Whether the worker can force a memory barrier on the owners (the slot
+// protocol, see the top of the file). Registers the process once; a forked
+// child inherits the registration.
+bool register_asymmetric_fence() noexcept {
+  const int cmds = membarrier(MEMBARRIER_CMD_QUERY);
+  return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
+         membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+}
+
 struct State {
+  // Set before any producer or the worker exists; read on every append.
+  const bool asymmetric = register_asymmetric_fence();
   std::mutex lock;
   std::condition_variable wake;      // the worker sleeps here
   std::condition_variable progress;  // barrier callers and producers over the limit
@@ -105,10 +138,12 @@ struct State {
   std::atomic<std::size_t> partial{0};  // partial batches held in producer slots
   std::atomic<std::size_t> held{0};     // full batches in producers' rings
   std::atomic<bool> helping{false};     // set by the worker: producers keep and free their batches
-  std::atomic<std::uint64_t> gp_wanted{0};  // the newest cookie a producer waits on
-  std::atomic<int> gp_waiters{0};           // producers sleeping until a grace period ends
+  std::atomic<std::uint64_t> ring_fills{0};  // times a helping producer found its ring full
+  std::uint64_t ring_fills_seen = 0;         // worker only: ring_fills at its last tick
   std::uint64_t barrier_requested = 0, barrier_done = 0;  // under lock
-  std::atomic<bool> worker_idle{false};
+  // kRunning, or how the worker sleeps: its timer brings it back by
+  // itself (kSleepsTimed) or only a notify does (kSleepsUntimed).
+  std::atomic<int> worker_idle{0};
   std::atomic<bool> shut_down{false};
   std::atomic<bool> running{false};  // written under lock
   bool stop = false;                 // under lock
@@ -151,6 +186,38 @@ constinit thread_local unsigned tl_freeing = 0;
 bool may_wait() noexcept { return !in_read_section() && tl_freeing == 0; }
 
 // ---------------------------------------------------------------------------
+// The slot protocol's fences (see the top of the file).
+
+// Owner: `busy` is set; the load of `current` that follows must not pass
+// that store (StoreLoad). With membarrier the worker's barrier provides the
+// order and the compiler only must keep the two in place.
+inline void enter(const State& s, Producer* me) noexcept {
+  me->busy.store(true, std::memory_order_relaxed);
+  if (MSLAB_LIKELY(s.asymmetric))
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+// release: a worker that sees `busy` drop sees every entry written before.
+inline void leave(Producer* me) noexcept { me->busy.store(false, std::memory_order_release); }
+
+// Worker, after exchanging slots to null and before reading `busy`: every
+// owner that set `busy` before this is seen busy; every other one loads
+// `current` after it (and sees null).
+void owners_fence(const State& s) noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!s.asymmetric) return;
+  if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
+  // Not expected (registered at start, inherited by fork): the global
+  // command is slower (the kernel waits for an RCU grace period) but needs
+  // no registration. Without either, owners could write a stolen batch.
+  if (membarrier(MEMBARRIER_CMD_GLOBAL) == 0) return;
+  report_error(ErrorCode::kInvalidArgument, nullptr, nullptr, "deferred free: membarrier(2) failed; cannot steal safely");
+  std::abort();
+}
+
+// ---------------------------------------------------------------------------
 // Freeing one entry.
 
 // True when `p` was mslab's and has been dealt with: freed by its cache or
@@ -158,12 +225,14 @@ bool may_wait() noexcept { return !in_read_section() && tl_freeing == 0; }
 // twice, or its cache destroyed meanwhile), reported: such a pointer must
 // never reach std::free, which would take it for heap corruption.
 bool free_if_owned(void* p) noexcept {
+  // One table load settles memory mslab does not own (malloc's, in the
+  // head-less flood): no call into the slab or page layer.
+  if (mslab::detail::chunk_of(p) == nullptr) return false;
   if (SlabCache* cache = SlabCache::cache_of(p)) {
     cache->free(p);
     return true;
   }
   if (PageAllocator::free_block(p)) return true;
-  if (mslab::detail::chunk_of(p) == nullptr) return false;
   report_error(ErrorCode::kForeignPointer, nullptr, p,
                "deferred free of mslab memory that is not an allocated block (already freed, or its cache destroyed)");
   return true;
@@ -223,9 +292,17 @@ void add_pending(State& s, std::size_t bytes) noexcept {
 // counters. Each side has a seq_cst fence between its store and its load,
 // so at least one of them sees the other's store: either the producer
 // wakes the worker, or the worker sees the work and does not sleep.
-void wake_worker(State& s) noexcept {
+//
+// A new partial batch needs only the worker's timer (it steals the batch
+// after a flush interval): `timer_enough` skips the wake-up when the
+// worker sleeps with its timer set. In a flood a new batch starts every few
+// microseconds; waking the worker for each cost a context switch pair
+// each (some 10 000 in a 10 M flood).
+constexpr int kRunning = 0, kSleepsTimed = 1, kSleepsUntimed = 2;
+void wake_worker(State& s, bool timer_enough = false) noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (s.worker_idle.load(std::memory_order_relaxed)) {
+  const int idle = s.worker_idle.load(std::memory_order_relaxed);
+  if (idle == kSleepsUntimed || (idle == kSleepsTimed && !timer_enough)) {
     std::lock_guard guard(s.lock);
     s.wake.notify_one();
   }
@@ -331,27 +408,16 @@ void reap(State& s, Producer* me) noexcept {
   if (me->head != head) me->activity.fetch_add(1, std::memory_order_relaxed);
 }
 
-// Asks the worker for a grace period that covers `cookie`.
-void want_grace_period(State& s, std::uint64_t cookie) noexcept {
-  std::uint64_t wanted = s.gp_wanted.load(std::memory_order_relaxed);
-  if (wanted >= cookie) return;  // already asked for, by us or another producer
-  while (wanted < cookie &&
-         !s.gp_wanted.compare_exchange_weak(wanted, cookie, std::memory_order_relaxed, std::memory_order_relaxed)) {
-  }
-  wake_worker(s);
-}
-
-// Sleeps until the oldest held batch's grace period has ended.
-void wait_for_oldest(State& s, Producer* me) noexcept {
-  s.stats.producer_waits.fetch_add(1, std::memory_order_relaxed);
-  want_grace_period(s, me->held_cookie[me->head % kHeldSlots]);
-  s.gp_waiters.fetch_add(1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // see run_grace_period()
-  {
-    std::unique_lock guard(s.lock);
-    s.progress.wait(guard, [&] { return can_reap(me) || !s.running.load(); });
-  }
-  s.gp_waiters.fetch_sub(1, std::memory_order_relaxed);
+// A helping producer's ring is full and its oldest batch still waits: the
+// producer runs the grace period itself, as defer_rcu's caller does. It
+// has the CPU already, where handing the grace period to the worker means
+// waking a third thread on CPUs that both producers keep busy, and
+// sleeping until the scheduler runs it (milliseconds, not microseconds).
+// liburcu lets concurrent callers share one grace period.
+void ring_grace_period(State& s, Producer* me) noexcept {
+  if (gp_elapsed(me->held_cookie[me->head % kHeldSlots])) return;
+  s.stats.producer_grace_periods.fetch_add(1, std::memory_order_relaxed);
+  synchronize();
 }
 
 // Flood control: past the pending limit a producer outside a read section
@@ -375,34 +441,41 @@ void wait_below_limit(State& s, Producer* me) noexcept {
   }
 }
 
-// Producers help while pending bytes exceed help_above, until they fall
-// below half of it (hysteresis, so that the mode does not flap). Decided
-// by producers at every full batch, so that helping starts before a
-// backlog can build up, and by the worker after every cycle.
+// Producers start helping when pending bytes exceed help_above (checked at
+// every full batch, so that helping starts before a backlog builds up).
+// Helping ends when the flood does: when a whole flush interval passed
+// without a producer's ring filling up (end_helping_if_calm, on the
+// worker's timer). Pending bytes cannot end it: while producers help they
+// stay low by construction, and ending on them made the mode flap (about
+// a hundred times in a 10 M flood, each time sending batches to the
+// worker, where they wait for a CPU that both producers keep busy).
 bool update_helping(State& s) noexcept {
-  const std::size_t pending = s.stats.pending_bytes.load(std::memory_order_relaxed);
-  const std::size_t above = s.help_above.load(std::memory_order_relaxed);
-  const bool helping = s.helping.load(std::memory_order_relaxed);
-  if (!helping && pending > above) {
-    s.helping.store(true, std::memory_order_relaxed);
-    return true;
-  }
-  if (helping && pending < above / 8) {
-    s.helping.store(false, std::memory_order_relaxed);
+  if (s.helping.load(std::memory_order_relaxed)) return true;
+  if (s.stats.pending_bytes.load(std::memory_order_relaxed) <= s.help_above.load(std::memory_order_relaxed))
     return false;
+  s.helping.store(true, std::memory_order_relaxed);
+  return true;
+}
+
+// Worker only, once per flush interval.
+void end_helping_if_calm(State& s) noexcept {
+  const std::uint64_t fills = s.ring_fills.load(std::memory_order_relaxed);
+  if (s.helping.load(std::memory_order_relaxed) && fills == s.ring_fills_seen) {
+    s.helping.store(false, std::memory_order_relaxed);
   }
-  return helping;
+  s.ring_fills_seen = fills;
 }
 
 // Makes room in a helping producer's ring: frees what has elapsed and, if
-// the ring is still full, waits for the grace period its oldest batch
-// needs (the worker is running it) — in a flood, producers that outrun the
-// worker's grace periods must give it the CPU. Not where it may not wait
-// (may_wait); the caller then overflows to the worker.
+// the ring is still full, runs the grace period its oldest batch needs
+// (ring_grace_period). Not where it may not wait (may_wait); the caller
+// then overflows to the worker.
 void make_room(State& s, Producer* me) noexcept {
   reap(s, me);
-  while (me->tail - me->head == kHeldSlots && may_wait() && s.running.load(std::memory_order_relaxed)) {
-    wait_for_oldest(s, me);
+  if (me->tail - me->head < kHeldSlots) return;
+  s.ring_fills.fetch_add(1, std::memory_order_relaxed);
+  while (me->tail - me->head >= kHeldSlots && may_wait()) {
+    ring_grace_period(s, me);
     reap(s, me);
   }
 }
@@ -410,7 +483,7 @@ void make_room(State& s, Producer* me) noexcept {
 // Puts a counted full batch at the tail of the ring, passing the oldest to
 // the worker if the ring is still full.
 void put_in_ring(State& s, Producer* me, Batch* b) noexcept {
-  if (me->tail - me->head == kHeldSlots) {
+  if (me->tail - me->head >= kHeldSlots) {
     Batch* oldest = me->held[me->head % kHeldSlots].exchange(nullptr, std::memory_order_acquire);
     ++me->head;
     if (oldest != nullptr) {
@@ -426,39 +499,44 @@ void put_in_ring(State& s, Producer* me, Batch* b) noexcept {
   me->activity.fetch_add(1, std::memory_order_relaxed);
 }
 
-// A producer's batch `b` just became full; its slot holds kBusy. The batch
-// moves to the ring (helping) or to `submitted`, and stays reachable by a
-// barrier at every step: the worker visits the slots (spinning on kBusy),
-// then the rings, then `submitted` — the direction batches move in — and
-// anything that may block runs with `b` published in the slot again.
+// A producer's batch `b` just became full; the owner holds `busy` and b
+// sits in its slot. The batch moves to the ring (helping) or to
+// `submitted`, and stays reachable by a barrier at every step: in the slot
+// (stealable) while we may block, otherwise under `busy` until it is placed
+// — a barrier's cycle waits for every owner's `busy` to drop before it
+// visits the rings and `submitted` (steal_partials).
 void full_batch(State& s, Producer* me, Batch* b) noexcept {
   const bool help = update_helping(s);
   if (help || me->head != me->tail) {
-    me->current.store(b, std::memory_order_release);  // stealable while we free or wait
+    leave(me);  // b stays in the slot, stealable while we free or wait
     if (help)
       make_room(s, me);
     else
       reap(s, me);  // what is left from helping
+    enter(s, me);
     // A free function we ran may have called defer_free: that call found
-    // b full and passed it to the worker (see enqueue), and may have left
-    // a partial batch of its own. Only a full batch in the slot is b.
-    Batch* again = me->current.exchange(kBusy, std::memory_order_acquire);
-    if (again == nullptr || again->count != Batch::kEntries) {  // b is gone: the worker has it
-      me->current.store(again, std::memory_order_release);
+    // b full and passed it to the worker (see start_batch), and may have
+    // left a partial batch of its own — never full, maybe in b's old page.
+    if (me->current.load(std::memory_order_relaxed) != b || b->count != Batch::kEntries) {
+      leave(me);
       return wait_below_limit(s, me);
     }
-    b = again;
+  }
+  // Out of the slot; the worker may have stolen b meanwhile (it waits for
+  // `busy` to drop, then counts and frees it).
+  Batch* expected = b;
+  if (!me->current.compare_exchange_strong(expected, nullptr, std::memory_order_acquire, std::memory_order_relaxed)) {
+    leave(me);
+    return wait_below_limit(s, me);
   }
   s.partial.fetch_sub(1, std::memory_order_relaxed);
   account(s, b);
-  const std::uint64_t cookie = b->cookie;  // the worker may free b once it is placed
   if (help)
     put_in_ring(s, me, b);
   else
     push_submitted(s, b);
-  me->current.store(nullptr, std::memory_order_release);
+  leave(me);
   if (help) {
-    want_grace_period(s, cookie);
     // A shutdown that began meanwhile may have taken the rings for the
     // last time: then hand ours over (the fence pairs with the seq_cst
     // store of shut_down and the worker's seq_cst exchanges in take_held).
@@ -474,52 +552,63 @@ void full_batch(State& s, Producer* me, Batch* b) noexcept {
 void run_grace_period(State& s) noexcept {
   synchronize();
   s.stats.grace_periods.fetch_add(1, std::memory_order_relaxed);
-  // The grace period's end (g_gp_completed), then the waiter count; a
-  // producer does the opposite (wait_for_oldest): one of us sees the other.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (s.gp_waiters.load(std::memory_order_relaxed) > 0) {
-    std::lock_guard guard(s.lock);
-    s.progress.notify_all();
+}
+
+// Worker only, at each tick: which producers' rings did not move for a
+// whole flush interval (they stopped producing, or produce slowly).
+void mark_idle(Producer* producers) noexcept {
+  for (Producer* p = producers; p != nullptr; p = p->next) {
+    const std::uint64_t activity = p->activity.load(std::memory_order_relaxed);
+    p->idle = activity == p->seen_activity;
+    p->seen_activity = activity;
   }
 }
 
-// Takes every producer's partial batch. `producers` is a snapshot of the
-// list head taken under s.lock (records are never freed; the list grows
-// only at its head).
-Batch* steal_partials(State& s, Producer* producers) noexcept {
+// Takes the producers' partial batches: every one, or with `only_idle`
+// only those of producers marked idle. While producers help, a busy one
+// fills a batch in microseconds; stealing it would hand the worker a
+// batch to free remotely, late (it waits for a CPU that the producers keep
+// busy), and make the producer allocate a new one. `producers` is a
+// snapshot of the list head taken under s.lock (records are never freed;
+// the list grows only at its head).
+//
+// `all_owners` (a barrier's or the final cycle): also waits for every
+// owner's `busy` to drop, so that a full batch an owner holds outside its
+// slot while it places it (full_batch) is in a ring or in `submitted` by
+// the time the cycle looks there.
+Batch* steal_partials(State& s, Producer* producers, bool only_idle, bool all_owners) noexcept {
+  bool any = false;
+  for (Producer* p = producers; p != nullptr; p = p->next) {
+    if ((only_idle && !p->idle) || p->current.load(std::memory_order_relaxed) == nullptr) continue;
+    // acquire: pairs with the owner's release store of a new batch.
+    p->stolen = p->current.exchange(nullptr, std::memory_order_acquire);
+    any |= p->stolen != nullptr;
+  }
+  if (!any && !all_owners) return nullptr;
+  owners_fence(s);
   Batch* stolen = nullptr;
   for (Producer* p = producers; p != nullptr; p = p->next) {
-    Batch* b = p->current.load(std::memory_order_acquire);
-    for (;;) {
-      if (b == nullptr) break;
-      if (b == kBusy) {  // the owner is mid-append: a few instructions
-        std::this_thread::yield();
-        b = p->current.load(std::memory_order_acquire);
-        continue;
-      }
-      // acquire: pairs with the owner's release store of the batch.
-      if (p->current.compare_exchange_weak(b, nullptr, std::memory_order_acquire, std::memory_order_acquire)) {
-        s.partial.fetch_sub(1, std::memory_order_relaxed);
-        account(s, b);
-        b->next = stolen;
-        stolen = b;
-        break;
-      }
+    if (p->stolen == nullptr && !all_owners) continue;
+    // The owner is mid-append (a few instructions); acquire: its entries.
+    while (p->busy.load(std::memory_order_acquire)) std::this_thread::yield();
+    if (Batch* b = p->stolen) {
+      p->stolen = nullptr;
+      s.partial.fetch_sub(1, std::memory_order_relaxed);
+      account(s, b);
+      b->next = stolen;
+      stolen = b;
     }
   }
   return stolen;
 }
 
 // Takes held batches out of the producers' rings: all of them when `all`,
-// else only those of producers whose ring has not moved since the last look
-// (they stopped producing; their batches would wait for ever).
+// else only those of producers marked idle (they stopped producing; their
+// batches would wait for ever).
 Batch* take_held(State& s, Producer* producers, bool all) noexcept {
   Batch* taken = nullptr;
   for (Producer* p = producers; p != nullptr; p = p->next) {
-    const std::uint64_t activity = p->activity.load(std::memory_order_relaxed);
-    const bool idle = activity == p->seen_activity;
-    p->seen_activity = activity;
-    if (!all && !idle) continue;
+    if (!all && !p->idle) continue;
     for (auto& slot : p->held) {
       if (slot.load(std::memory_order_relaxed) == nullptr) continue;
       // acquire (seq_cst): the owner's release store of the batch; see reap().
@@ -574,30 +663,20 @@ void run_cycle(State& s, const CycleInput& in) noexcept {
     }
   }
   for (Batch* b = in.stolen; b != nullptr; b = b->next) s.stats.batches.fetch_add(1, std::memory_order_relaxed);
-  if (waiting != nullptr || !gp_elapsed(s.gp_wanted.load(std::memory_order_relaxed))) {
+  if (waiting != nullptr) {
     run_grace_period(s);
     // Every waiting batch got its cookie before this grace period began
     // (at submission or at our steal), so it has elapsed for all of them:
     // the whole waiting set becomes ready.
-    if (waiting != nullptr) {
-      Batch* tail = waiting;
-      while (tail->next != nullptr) tail = tail->next;
-      tail->next = ready;
-      ready = waiting;
-    }
+    Batch* tail = waiting;
+    while (tail->next != nullptr) tail = tail->next;
+    tail->next = ready;
+    ready = waiting;
   }
-  // Helping producers wait on grace periods to free their own batches: a
-  // long free loop here must not starve them, or their rings overflow into
-  // this very loop. Between batches, serve any grace period asked for.
-  unsigned since_check = 0;
   while (ready != nullptr) {
     Batch* b = ready;
     ready = b->next;
     free_batch(s, b);
-    if (++since_check == 4) {
-      since_check = 0;
-      if (!gp_elapsed(s.gp_wanted.load(std::memory_order_relaxed))) run_grace_period(s);
-    }
   }
   // Our frees into slabs we do not own are chained per slab: push them now.
   mslab::detail::flush_thread_heap();
@@ -614,37 +693,47 @@ void worker_main(State& s) noexcept {
     const auto interval = std::chrono::microseconds(s.options.flush_interval_us);
     auto has_work = [&] {
       return s.stop || s.submitted.load(std::memory_order_acquire) != nullptr ||
-             s.barrier_requested != s.barrier_done || !gp_elapsed(s.gp_wanted.load(std::memory_order_relaxed));
+             s.barrier_requested != s.barrier_done;
     };
     // Work that only a timer brings back: partial batches to steal, held
-    // batches of producers that may have stopped.
+    // batches of producers that may have stopped, helping to end.
     auto has_timed_work = [&] {
-      return s.partial.load(std::memory_order_relaxed) > 0 || s.held.load(std::memory_order_relaxed) > 0;
+      return s.partial.load(std::memory_order_relaxed) > 0 || s.held.load(std::memory_order_relaxed) > 0 ||
+             s.helping.load(std::memory_order_relaxed);
     };
     if (!has_work()) {
-      s.worker_idle.store(true, std::memory_order_relaxed);
+      // Untimed first, then the check: a producer that starts a partial
+      // batch (timed work) after the check sees kSleepsUntimed and wakes us.
+      s.worker_idle.store(kSleepsUntimed, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);  // see wake_worker()
-      if (has_timed_work())
+      if (has_timed_work()) {
+        s.worker_idle.store(kSleepsTimed, std::memory_order_relaxed);
         s.wake.wait_until(guard, last_steal + interval, has_work);
-      else
+      } else {
         s.wake.wait(guard, [&] { return has_work() || has_timed_work(); });
-      s.worker_idle.store(false, std::memory_order_relaxed);
+      }
+      s.worker_idle.store(kRunning, std::memory_order_relaxed);
     }
     const std::uint64_t barrier_target = s.barrier_requested;
     const bool stopping = s.stop;
     const bool final = barrier_target != s.barrier_done || stopping;
     const auto now = clock::now();
-    CycleInput in{nullptr, s.producers, final || !s.helping.load(std::memory_order_relaxed), false};
-    const bool steal = final || now - last_steal >= interval;
-    if (steal) last_steal = now;
+    CycleInput in{nullptr, s.producers, final, false};
+    // A tick: a whole flush interval passed. Idleness and calm are judged
+    // over whole intervals only, never over the shorter span a barrier's
+    // cycle cuts (which takes everything anyway).
+    const bool tick = now - last_steal >= interval;
+    const bool steal = final || tick;
+    if (tick) last_steal = now;
     guard.unlock();
-    // Not under the lock: a producer holding kBusy may take it (wake_worker).
+    // Not under the lock: a producer holding `busy` may take it (wake_worker).
+    if (tick) mark_idle(in.producers);
     if (steal) {
-      in.stolen = steal_partials(s, in.producers);
+      in.stolen = steal_partials(s, in.producers, !final && s.helping.load(std::memory_order_relaxed), final);
       in.take_idle_held = true;
     }
     run_cycle(s, in);
-    update_helping(s);  // also when no producer comes back to end it
+    if (tick) end_helping_if_calm(s);
     guard.lock();
     s.barrier_done = barrier_target;
     s.progress.notify_all();
@@ -681,11 +770,15 @@ void State::after_fork_child() noexcept {
   new (&s.worker) std::thread;  // the parent's handle: never joined here
   s.running.store(false);
   s.stop = false;
-  s.worker_idle.store(false);
+  s.worker_idle.store(kRunning);
   s.barrier_done = s.barrier_requested;
-  s.gp_waiters.store(0);
   std::size_t partial = 0, held = 0;
   for (Producer* p = s.producers; p != nullptr; p = p->next) {
+    // A thread that was appending at the fork does not exist here: a
+    // barrier must not wait for its `busy` (steal_partials). What the
+    // parent's worker had stolen but not counted stays the parent's.
+    p->busy.store(false, std::memory_order_relaxed);
+    p->stolen = nullptr;
     if (p == tl_producer) {  // ours: still valid
       Batch* b = p->current.load(std::memory_order_relaxed);
       partial += b != nullptr;
@@ -693,12 +786,12 @@ void State::after_fork_child() noexcept {
       continue;
     }
     auto drop = [&](Batch* b) {
-      if (b == nullptr || b == kBusy) return;
+      if (b == nullptr) return;
       s.stats.leaked.fetch_add(b->count, std::memory_order_relaxed);
       s.stats.pending_bytes.fetch_sub(b->bytes, std::memory_order_relaxed);
     };
     // A partial batch was never counted as pending; ring batches were.
-    if (Batch* b = p->current.exchange(nullptr); b != nullptr && b != kBusy)
+    if (Batch* b = p->current.exchange(nullptr); b != nullptr)
       s.stats.leaked.fetch_add(b->count, std::memory_order_relaxed);
     for (auto& slot : p->held) drop(slot.exchange(nullptr));
     p->head = p->tail = 0;
@@ -722,16 +815,17 @@ State& state() noexcept {
 void on_producer_exit(void* arg) noexcept {
   auto* p = static_cast<Producer*>(arg);
   State& s = state();
-  // kBusy while the batches move, so that a barrier cannot miss them (see
+  // `busy` while the batches move, so that a barrier cannot miss them (see
   // full_batch); the record is then reused with an empty ring.
-  Batch* b = p->current.exchange(kBusy, std::memory_order_acquire);
+  enter(s, p);
+  Batch* b = p->current.exchange(nullptr, std::memory_order_acquire);  // or the worker stole it
   if (b != nullptr) {
     s.partial.fetch_sub(1, std::memory_order_relaxed);
     account(s, b);
     push_submitted(s, b);
   }
   give_ring_to_worker(s, p);
-  p->current.store(nullptr, std::memory_order_release);
+  leave(p);
   wait_below_limit(s, nullptr);
   std::lock_guard guard(s.lock);
   p->in_use = false;
@@ -801,40 +895,55 @@ void free_after_shutdown(void* p, FreeFn fn) noexcept {
   run_entry(Entry{p, fn});
 }
 
+// The owner holds `busy` and its slot holds `full` (a full batch) or null.
+// Returns a new batch in the slot with `busy` held, or null — no memory;
+// `busy` is then released.
+Batch* start_batch(State& s, Producer* me, Batch* full) noexcept {
+  if (full != nullptr) {
+    // A full batch here belongs to a full_batch() further up this thread's
+    // stack, which is running free functions (we are one of them): hand it
+    // to the worker — unless the worker stole it already.
+    Batch* expected = full;
+    if (me->current.compare_exchange_strong(expected, nullptr, std::memory_order_acquire,
+                                            std::memory_order_relaxed)) {
+      s.partial.fetch_sub(1, std::memory_order_relaxed);
+      account(s, full);
+      push_submitted(s, full);
+    }
+  }
+  leave(me);  // allocate without holding `busy`: a barrier may wait on it
+  if (!s.running.load(std::memory_order_relaxed)) ensure_worker(s);
+  Batch* b = new_batch();
+  if (b == nullptr) return nullptr;
+  s.partial.fetch_add(1, std::memory_order_relaxed);  // before the worker can steal it
+  enter(s, me);
+  // release: the batch's header, to a worker that steals it. Only the owner
+  // stores into its slot, and nothing ran since it was null.
+  me->current.store(b, std::memory_order_release);
+  return b;
+}
+
+// The hot path: plain stores, no atomic read-modify-write (see the top of
+// the file for the slot protocol).
 void enqueue(void* p, FreeFn fn, std::size_t bytes) noexcept {
   State& s = state();
   if (MSLAB_UNLIKELY(s.shut_down.load(std::memory_order_acquire))) return free_after_shutdown(p, fn);
   Producer* me = producer(s);
   if (MSLAB_UNLIKELY(me == nullptr)) return emergency(s, p, fn, bytes);
-  Batch* b = me->current.exchange(kBusy, std::memory_order_acquire);
-  if (MSLAB_UNLIKELY(b != nullptr && b->count == Batch::kEntries)) {
-    // A full batch here belongs to a full_batch() further up this thread's
-    // stack, which is running free functions (we are one of them): hand it
-    // to the worker and start a new one.
-    s.partial.fetch_sub(1, std::memory_order_relaxed);
-    account(s, b);
-    push_submitted(s, b);
-    b = nullptr;
-  }
-  if (b == nullptr) {
-    me->current.store(nullptr, std::memory_order_relaxed);  // allocate without holding kBusy
-    if (!s.running.load(std::memory_order_relaxed)) ensure_worker(s);
-    b = new_batch();
+  enter(s, me);
+  Batch* b = me->current.load(std::memory_order_relaxed);
+  if (MSLAB_UNLIKELY(b == nullptr || b->count == Batch::kEntries)) {
+    b = start_batch(s, me, b);
     if (b == nullptr) return emergency(s, p, fn, bytes);
-    s.partial.fetch_add(1, std::memory_order_relaxed);
-    me->current.store(kBusy, std::memory_order_relaxed);
   }
   b->entries[b->count++] = Entry{p, fn};
   b->bytes += bytes + sizeof(Entry);
-  if (b->count == Batch::kEntries) {
-    return full_batch(s, me, b);
-  }
-  // After this store the worker may steal and free the batch at any time:
+  if (b->count == Batch::kEntries) return full_batch(s, me, b);
+  // After leave() the worker may steal and free the batch at any time:
   // nothing may read it afterwards.
   const bool first_entry = b->count == 1;
-  // release: publishes the entries to a worker that steals the batch.
-  me->current.store(b, std::memory_order_release);
-  if (MSLAB_UNLIKELY(first_entry)) wake_worker(s);  // a new partial batch: the worker's timer must run
+  leave(me);
+  if (MSLAB_UNLIKELY(first_entry)) wake_worker(s, true);  // a new partial batch: the worker's timer must run
 }
 
 }  // namespace
@@ -854,11 +963,10 @@ void defer_with_size(void* p, FreeFn fn, std::size_t bytes) noexcept { enqueue(p
 
 void defer_free(void* p) noexcept {
   if (p == nullptr) return;
-  std::size_t bytes = owner_size(p);
-  // Not a live block of ours: from malloc — unless it lies in mslab memory
-  // (a stale pointer, reported when the worker frees it), which malloc must
-  // never be asked about.
-  if (bytes == 0 && mslab::detail::chunk_of(p) == nullptr) bytes = ::malloc_usable_size(p);
+  // Outside mslab memory: malloc's. Inside: its block's size — 0 for a
+  // stale pointer (reported when it is freed), which malloc must never be
+  // asked about.
+  const std::size_t bytes = mslab::detail::chunk_of(p) == nullptr ? ::malloc_usable_size(p) : owner_size(p);
   enqueue(p, nullptr, bytes);
 }
 
@@ -931,8 +1039,9 @@ DeferredStats deferred_stats() noexcept {
   auto get = [](const auto& a) { return a.load(std::memory_order_relaxed); };
   return DeferredStats{get(st.queued),          get(st.freed),           get(st.grace_periods),
                        get(st.batches),         get(st.batches_elapsed), get(st.producer_waits),
-                       get(st.emergency_frees), get(st.reserve_batches), get(st.leaked),
-                       get(st.helped),          get(st.pending_bytes),   get(st.peak_pending_bytes)};
+                       get(st.producer_grace_periods), get(st.emergency_frees), get(st.reserve_batches), get(st.leaked),
+                       get(st.helped),          get(st.pending_bytes),   get(st.peak_pending_bytes),
+                       state().helping.load(std::memory_order_relaxed)};
 }
 
 }  // namespace mslab::rcu

@@ -23,16 +23,18 @@ using FreeFn = void (*)(void* object);
 /// Queues `p` to be freed after a grace period, by its owner (see FreeFn).
 /// Lock-free for the caller in the common case, and allowed inside a read
 /// section. Blocks only when (a) the pending bytes exceed the limit and the
-/// caller is outside a read section (it waits for the worker), or (b) no
-/// memory is left for a batch: outside a read section the caller then waits
-/// for a grace period and frees `p` itself; inside one it uses a small
-/// static reserve, and only when that too is exhausted reports
+/// caller is outside a read section (it waits for the worker), (b) in a
+/// flood (more than DeferredOptions::help_above_bytes pending), once per
+/// 8 full batches (2032 pointers): the caller runs one grace period itself
+/// (like liburcu's defer_rcu), outside read sections and free functions
+/// only, or (c) no memory is left for a batch: outside a read section the
+/// caller then waits for a grace period and frees `p` itself; inside one it
+/// uses a small static reserve, and only when that too is exhausted reports
 /// kOutOfMemory and leaks `p`. A null `p` is ignored. Thread-safe.
 ///
-/// Where frees run: on the worker thread — except in a flood (more than
-/// DeferredOptions::help_above_bytes pending), when the calling thread
-/// frees its own earlier batches whose grace period has elapsed, inside
-/// this call, without blocking. So a free function (FreeFn, ~T() of
+/// Where frees run: on the worker thread — except in a flood, when the
+/// calling thread frees its own earlier batches whose grace period has
+/// elapsed, inside this call. So a free function (FreeFn, ~T() of
 /// defer_delete) must not take a lock that callers of defer_free hold
 /// around the call — the same rule that keeps the waiting in (a) from
 /// deadlocking with the worker.
@@ -86,12 +88,16 @@ struct DeferredOptions {
   // may add its partial batch.
   std::size_t pending_limit_bytes = 64u << 20;
   std::uint32_t flush_interval_us = 1000;       // partial batches are taken after this
-  // While more than this is pending (a flood), producers help: each keeps
-  // its own full batches and frees them itself once their grace period has
-  // elapsed (local frees, spread over the producing CPUs), until pending
-  // falls below half of it. Their free functions then run on the producer,
-  // inside defer_free. SIZE_MAX: never.
-  std::size_t help_above_bytes = 256u << 10;
+  // Past this many pending bytes (a flood), producers help: each keeps its
+  // own full batches, runs a grace period itself when it holds 8, and frees
+  // them (local frees, spread over the producing CPUs), until a whole flush
+  // interval passes in which no producer filled its 8. Their free
+  // functions then run on the producer, inside defer_free. SIZE_MAX: never.
+  // 128 KiB: the backlog the worker still holds when helping starts is most
+  // of a flood's pending peak (256 KiB: ~480 KiB sampled peak in the 10 M
+  // flood; 128 KiB: ~340–390); at 64 KiB a steady 1 M frees/s started
+  // helping too, and its rings held pointers for milliseconds.
+  std::size_t help_above_bytes = 128u << 10;
 };
 
 /// Replaces the options. Thread-safe; takes effect at the next worker cycle.
@@ -105,12 +111,14 @@ struct DeferredStats {
   std::uint64_t batches;             // batches processed
   std::uint64_t batches_elapsed;     // batches freed without waiting (cookie had elapsed)
   std::uint64_t producer_waits;      // times a producer waited on the pending limit
+  std::uint64_t producer_grace_periods;  // grace periods run by helping producers (8 batches held)
   std::uint64_t emergency_frees;     // pointers freed by the caller after its own grace period
   std::uint64_t reserve_batches;     // batches taken from the static reserve
   std::uint64_t leaked;              // pointers lost (no memory, inside a read section)
   std::uint64_t helped;              // pointers freed by the producer that queued them (helping)
   std::size_t pending_bytes;         // queued, not yet freed (in submitted batches)
   std::size_t peak_pending_bytes;    // the most pending_bytes has been
+  bool helping;                      // producers help now (a flood)
 };
 
 DeferredStats deferred_stats() noexcept;

@@ -183,10 +183,69 @@ TEST_CASE("deferred free: the typed form runs the destructor first") {
   CHECK(Tracked::destroyed == 10);
 }
 
+// Appends are plain stores; the worker steals a partial batch by exchanging
+// the slot to null, forcing a barrier on the owners (membarrier) and waiting
+// for the owner's `busy` flag. With a flush interval of 20 µs the worker
+// steals from producers in mid-append all the time: every pointer must be
+// freed exactly once, and a barrier must cover everything queued before it.
+// (A worker that read a stolen batch without waiting for `busy` is caught
+// reliably only under ThreadSanitizer: the window is a few instructions.)
+namespace steal_race {
+constexpr long kPerThread = 150000;
+std::atomic<unsigned char> freed_count[2 * kPerThread];
+void mark(void* p) noexcept { static_cast<std::atomic<unsigned char>*>(p)->fetch_add(1); }
+}  // namespace steal_race
+
+TEST_CASE("deferred free: the worker steals partial batches from producers mid-append; each pointer freed once") {
+  using namespace steal_race;
+  const rcu::DeferredOptions saved = rcu::deferred_options();
+  // A low limit: pending peaks cannot be reset, and later tests bound them.
+  rcu::set_deferred_options({.pending_limit_bytes = 256u << 10, .flush_interval_us = 20, .help_above_bytes = SIZE_MAX});
+  rcu::barrier();
+  for (auto& c : freed_count) c.store(0);
+  const rcu::DeferredStats before = rcu::deferred_stats();
+  std::atomic<long> queued[2] = {0, 0};
+  auto produce = [&](int t) {
+    for (long i = 0; i < kPerThread; ++i) {
+      rcu::defer_free(&freed_count[t * kPerThread + i], mark, 0);
+      queued[t].store(i + 1, std::memory_order_release);
+      if (i % 64 == 0) std::this_thread::yield();  // let the worker and the barriers run (2 cores)
+    }
+  };
+  std::thread a(produce, 0), b(produce, 1);
+  int barriers = 0, missed = 0;
+  while ((queued[0].load() < kPerThread || queued[1].load() < kPerThread) && barriers < 5000) {
+    const long q0 = queued[0].load(std::memory_order_acquire), q1 = queued[1].load(std::memory_order_acquire);
+    rcu::barrier();
+    ++barriers;
+    for (long i = 0; i < q0; i += 97) missed += freed_count[i].load() == 0;
+    for (long i = 0; i < q1; i += 97) missed += freed_count[kPerThread + i].load() == 0;
+  }
+  a.join();
+  b.join();
+  rcu::barrier();
+  const rcu::DeferredStats after = rcu::deferred_stats();
+  long never = 0, twice = 0;
+  for (auto& c : freed_count) {
+    never += c.load() == 0;
+    twice += c.load() > 1;
+  }
+  CHECK(missed == 0);
+  CHECK(never == 0);
+  CHECK(twice == 0);
+  CHECK(after.freed - before.freed == 2u * kPerThread);
+  // Steals happened: far more batches than full ones (254 pointers each).
+  CHECK(after.batches - before.batches > 2u * kPerThread / 254 + 10);
+  rcu::set_deferred_options(saved);
+}
+
 TEST_CASE("deferred free: a flood from two threads stays under the pending limit") {
   const rcu::DeferredOptions saved = rcu::deferred_options();
-  constexpr std::size_t kLimit = 1u << 20;
-  rcu::set_deferred_options({.pending_limit_bytes = kLimit, .flush_interval_us = 1000});
+  // Below the next test's bound on the peak (peaks cannot be reset).
+  constexpr std::size_t kLimit = 512u << 10;
+  // Without helping (which keeps pending far below any limit), so that
+  // the limit itself is what holds the producers back.
+  rcu::set_deferred_options({.pending_limit_bytes = kLimit, .flush_interval_us = 1000, .help_above_bytes = SIZE_MAX});
   rcu::barrier();
   SlabCache* cache = SlabCache::create({.name = "df-flood", .object_size = 64});
   REQUIRE(cache != nullptr);
@@ -256,6 +315,36 @@ TEST_CASE("deferred free: in a flood producers free their own batches, and barri
   CHECK(after.peak_pending_bytes <= (1u << 20));
   CHECK(cache->stats().live_objects == 0);
   CHECK(cache->destroy().live_objects == 0);
+  rcu::set_deferred_options(saved);
+}
+
+// In a flood a producer runs the grace periods for its own batches (the
+// worker would have to be scheduled on CPUs the producers keep busy) and
+// frees them itself; once the flood stops, helping ends by itself and a
+// lone pointer is freed by the worker again, without a barrier.
+TEST_CASE("deferred free: a flooding producer runs its own grace periods; helping ends with the flood") {
+  const rcu::DeferredOptions saved = rcu::deferred_options();
+  rcu::set_deferred_options({.pending_limit_bytes = 64u << 20, .flush_interval_us = 1000, .help_above_bytes = 16u << 10});
+  rcu::barrier();
+  g_freed = 0;
+  const rcu::DeferredStats before = rcu::deferred_stats();
+  constexpr long kObjects = 200000;  // ~790 batches, ~98 full rings
+  std::thread([] {
+    for (long i = 0; i < kObjects; ++i) rcu::defer_free(std::malloc(64), count_free, 64);
+  }).join();
+  const rcu::DeferredStats flood = rcu::deferred_stats();
+  CHECK(flood.producer_grace_periods > before.producer_grace_periods);
+  CHECK(flood.helped - before.helped >= static_cast<std::uint64_t>(kObjects) / 2);
+  // No ring fills any more: the worker's next calm flush interval ends helping.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (rcu::deferred_stats().helping && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK_FALSE(rcu::deferred_stats().helping);
+  // The exited producer's ring went to the worker: all freed, no barrier.
+  while (g_freed.load() < kObjects && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(g_freed.load() == kObjects);
+  rcu::barrier();
   rcu::set_deferred_options(saved);
 }
 
