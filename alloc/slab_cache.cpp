@@ -559,6 +559,11 @@ void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) 
   buffer->count = 0;
 }
 
+void SlabCache::flush_buffer(ThreadHeap::Entry& e, std::uintptr_t token) noexcept {
+  std::lock_guard guard(lock_);
+  if (e.buffer != nullptr && e.buffer->count != 0) flush_buffer_locked(e, token);
+}
+
 // Hands back everything the thread holds of this cache (flush, thread exit).
 void SlabCache::flush_entry(ThreadHeap::Entry& e, std::uintptr_t token) noexcept {
   std::lock_guard guard(lock_);

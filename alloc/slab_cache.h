@@ -204,6 +204,7 @@ class SlabCache {
                    std::uintptr_t token) noexcept;
   void flush_buffer_locked(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;
   void flush_entry(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;
+  void flush_buffer(detail::ThreadHeap::Entry& e, std::uintptr_t token) noexcept;  // lock + flush_buffer_locked
   detail::ThreadHeap::Entry& entry_of(detail::ThreadHeap* heap) noexcept;
   // heap->entries[id_] from a byte offset computed once: one add on the
   // allocation fast path instead of a multiply by the entry size.
@@ -234,6 +235,7 @@ class SlabCache {
   static std::size_t count_allocated(const detail::Slab* slab) noexcept;
 
   friend void detail::flush_heap(detail::ThreadHeap* heap, bool release) noexcept;
+  friend void detail::flush_free_buffers() noexcept;
   friend void detail::lock_caches_for_fork(bool lock) noexcept;
   friend struct SlabCacheTestAccess;
 

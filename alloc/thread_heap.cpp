@@ -153,4 +153,27 @@ void flush_thread_heap() noexcept {
   if (ThreadHeap* heap = current_heap()) flush_heap(heap);
 }
 
+void flush_free_buffers() noexcept {
+  ThreadHeap* heap = current_heap();
+  if (heap == nullptr) return;
+  // Our own heap: its buffers are only ever filled by this thread, so a
+  // lock-free look settles the common "nothing buffered" case.
+  bool any = false;
+  for (std::uint32_t id = 0; id < heap->max_id_used && !any; ++id) {
+    const ThreadHeap::FreeBuffer* b = heap->entries[id].buffer;
+    any = b != nullptr && b->count != 0;
+  }
+  if (!any) return;
+  Registry& r = registry();
+  std::lock_guard guard(r.lock);  // no cache is destroyed half-way through
+  for (std::uint32_t id = 0; id < heap->max_id_used; ++id) {
+    ThreadHeap::Entry& e = heap->entries[id];
+    if (e.buffer == nullptr || e.buffer->count == 0) continue;
+    if (r.caches[id] != nullptr && r.serials[id] == e.serial)
+      r.caches[id]->flush_buffer(e, heap->token());
+    else
+      e.buffer->count = 0;  // a destroyed cache's: its slabs are gone
+  }
+}
+
 }  // namespace mslab::detail

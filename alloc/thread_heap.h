@@ -84,6 +84,14 @@ ThreadHeap* create_thread_heap() noexcept;
 /// Detaches every active slab of the calling thread (all caches).
 void flush_thread_heap() noexcept;
 
+/// Pushes the calling thread's buffered frees (every cache) into their
+/// slabs, keeping the slabs it owns: afterwards every object it freed is
+/// back on its slab's lists. Cheap when nothing is buffered (no lock);
+/// otherwise takes the registry lock and each such cache's lock. For code
+/// that frees in batches and must leave slabs exact after each (deferred
+/// free: rcu::barrier() then means the slabs are exact).
+void flush_free_buffers() noexcept;
+
 /// Hands back everything `heap` holds of every cache that still exists:
 /// flushes its free buffers and detaches its active slabs. With `release`
 /// (thread exit) the buffers' memory is given back too. Called by the owning

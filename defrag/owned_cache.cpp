@@ -31,8 +31,13 @@ __attribute__((no_sanitize("address"))) void store_owner(void* object, std::uint
   __atomic_store_n(static_cast<std::uintptr_t*>(object), v, __ATOMIC_RELEASE);
 }
 
-// Deferred frees go back through free_direct(), so that a slab is empty as
-// soon as its last retired object is freed (no per-thread buffer holds it).
+// A retired object's deferred free: the plain free (buffered, one cache
+// lock per 128 frees); the deferred free pushes the freeing thread's
+// buffers after every batch, so a slab is exact — empty once its last
+// retired object is freed — when rcu::barrier() returns.
+void free_object(void* object) noexcept { SlabCache::cache_of(object)->free(object); }
+
+// The old copy of a moved object goes straight onto its slab's lists.
 void free_object_direct(void* object) noexcept { SlabCache::cache_of(object)->free_direct(object); }
 
 }  // namespace
@@ -106,7 +111,7 @@ void OwnedCache::retire(void* p) noexcept {
   if (p == nullptr) return;
   void* object = object_of(p);
   store_owner(object, kRetired);
-  rcu::defer_free(object, &free_object_direct);
+  rcu::defer_free(object, &free_object);
 }
 
 void OwnedCache::free_unpublished(void* p) noexcept {

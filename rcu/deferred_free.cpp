@@ -311,6 +311,11 @@ void wake_worker(State& s, bool timer_enough = false) noexcept {
 void free_batch(State& s, Batch* b) noexcept {
   ++tl_freeing;
   for (std::uint32_t i = 0; i < b->count; ++i) run_entry(b->entries[i]);
+  // Slab frees into slabs this thread does not own went to its free
+  // buffers (one cache lock per 128 of them): push them now, so that a
+  // batch counts as freed only with its slabs exact — what rcu::barrier()
+  // promises, and what lets free functions use the buffered free.
+  mslab::detail::flush_free_buffers();
   --tl_freeing;
   s.stats.freed.fetch_add(b->count, std::memory_order_relaxed);
   s.stats.pending_bytes.fetch_sub(b->bytes, std::memory_order_relaxed);
