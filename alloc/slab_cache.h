@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <span>
 
+#include "alloc/adaptive_mutex.h"
 #include "alloc/error.h"
 #include "alloc/exact_divisor.h"
 #include "alloc/page_allocator.h"
@@ -259,7 +260,7 @@ class SlabCache {
   PageAllocator* pages_;
 
   // --- guarded by lock_
-  mutable std::mutex lock_;
+  mutable detail::AdaptiveMutex lock_;
   SlabList active_, full_, empty_, isolated_;
   SlabList partial_[kPartialBuckets];
   std::uint64_t slabs_created_ = 0, slabs_freed_ = 0;
