@@ -7,7 +7,9 @@
 //
 // Caches are numbered by a small id (a slot in every ThreadHeap); ids are
 // reused after destroy, so each entry also records the serial of the cache
-// it belongs to, and a stale entry is ignored.
+// it belongs to, and a stale entry is ignored. Threads are numbered too
+// (1 … 2047, from the cache registry): the number is the owner hint that
+// the page tags of a thread's owned slabs carry (page_allocator.h).
 // Depends on: config, slab.
 #pragma once
 
@@ -68,7 +70,7 @@ static_assert(MSLAB_MAX_CACHES < (1u << kOwnerHintShift), "a slab tag (cache id 
 /// exit, the shared empty heap g_no_heap: every entry of it is empty and no
 /// slab is owned by its token, so the fast paths need no null test.
 extern constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec")));
-/// Never written (zero entries); only its address and contents are read.
+/// Never written: empty entries, owner_hint kNoOwnerHint.
 extern constinit ThreadHeap g_no_heap;
 
 /// This thread's own heap, or nullptr while it has none.
