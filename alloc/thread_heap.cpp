@@ -48,6 +48,12 @@ std::uint32_t take_owner_hint(Registry& r) noexcept {
   return kNoOwnerHint;
 }
 
+// The cache heap entry `id` belongs to, or nullptr for a stale entry (its
+// cache destroyed, its slabs gone). Under r.lock.
+SlabCache* cache_of_entry(const Registry& r, std::uint32_t id, const ThreadHeap::Entry& e) noexcept {
+  return r.caches[id] != nullptr && r.serials[id] == e.serial ? r.caches[id] : nullptr;
+}
+
 void give_back_owner_hint(Registry& r, std::uint32_t hint) noexcept {
   if (hint == kNoOwnerHint) return;
   const std::uint32_t n = hint >> kOwnerHintShift;
@@ -124,7 +130,7 @@ void flush_heap(ThreadHeap* heap, bool release) noexcept {
   std::lock_guard guard(r.lock);
   for (std::uint32_t id = 0; id < heap->max_id_used; ++id) {
     ThreadHeap::Entry& e = heap->entries[id];
-    if (r.caches[id] != nullptr && r.serials[id] == e.serial) r.caches[id]->flush_entry(e, heap->token());
+    if (SlabCache* cache = cache_of_entry(r, id, e)) cache->flush_entry(e, heap->token());
     // A stale entry's cache is gone with its slabs: drop what it buffered.
     if (e.buffer != nullptr) e.buffer->count = 0;
     e.clear();
@@ -169,8 +175,8 @@ void flush_free_buffers() noexcept {
   for (std::uint32_t id = 0; id < heap->max_id_used; ++id) {
     ThreadHeap::Entry& e = heap->entries[id];
     if (e.buffer == nullptr || e.buffer->count == 0) continue;
-    if (r.caches[id] != nullptr && r.serials[id] == e.serial)
-      r.caches[id]->flush_buffer(e, heap->token());
+    if (SlabCache* cache = cache_of_entry(r, id, e))
+      cache->flush_buffer(e, heap->token());
     else
       e.buffer->count = 0;  // a destroyed cache's: its slabs are gone
   }

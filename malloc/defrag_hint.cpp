@@ -12,10 +12,7 @@ namespace {
 
 // The class cache of a small object, or nullptr for anything else.
 SlabCache* class_cache_of(const void* p) noexcept {
-  if (p == nullptr) return nullptr;
-  const std::uint32_t t = detail::slab_tag_index(detail::owner_tag_of(p));
-  if (t > MSLAB_MAX_CACHES || detail::g_tag_class[t].capacity == 0) return nullptr;
-  return detail::g_class_cache[detail::g_tag_class[t].cls].load(std::memory_order_acquire);
+  return p == nullptr ? nullptr : detail::class_cache_of_tag(detail::owner_tag_of(p));
 }
 
 }  // namespace

@@ -174,16 +174,14 @@ enum class Kind { kNone, kSmall, kMedium, kHuge };
 // Usable bytes at `p` and its kind; reports a pointer that is not ours.
 std::size_t usable(const void* p, Kind* kind) noexcept {
   const std::uint32_t tag = owner_tag_of(p);
-  if (const std::uint32_t t = slab_tag_index(tag); t <= MSLAB_MAX_CACHES) {
-    if (g_tag_class[t].capacity != 0) {
-      if (unsigned c; small_object_class(p, &c)) {
-        *kind = Kind::kSmall;
-        return kClassSize[c];
-      }
-      report_error(ErrorCode::kInteriorPointer, kName, p, "pointer is inside an object, not at its start");
-      *kind = Kind::kNone;
-      return 0;
+  if (class_cache_of_tag(tag) != nullptr) {
+    if (unsigned c; small_object_class(p, &c)) {
+      *kind = Kind::kSmall;
+      return kClassSize[c];
     }
+    report_error(ErrorCode::kInteriorPointer, kName, p, "pointer is inside an object, not at its start");
+    *kind = Kind::kNone;
+    return 0;
   } else if (tag == kMediumOwner) {
     const PageDesc* page = page_desc_of(p);
     if (page->block == p) {
@@ -235,10 +233,10 @@ void* malloc_slow(std::size_t size) noexcept {
 void free_slow(void* p) noexcept {
   if (p == nullptr) return;
   const std::uint32_t tag = owner_tag_of(p);
-  if (const std::uint32_t t = slab_tag_index(tag); t <= MSLAB_MAX_CACHES && g_tag_class[t].capacity != 0) {
+  if (SlabCache* cache = class_cache_of_tag(tag)) {
     // A malloc class's slab: an object when the stacks are off (ASan),
     // else not the start of one, which the class cache reports.
-    return g_class_cache[g_tag_class[t].cls].load(std::memory_order_acquire)->free(p);
+    return cache->free(p);
   }
   if (tag == kMediumOwner) {
     PageDesc* page = page_desc_of(p);

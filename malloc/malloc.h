@@ -98,6 +98,14 @@ void* malloc_slow(std::size_t size) noexcept;
 void* malloc_small(unsigned c) noexcept;
 void free_slow(void* p) noexcept;
 
+/// The class cache whose slabs carry owner tag `owner` (any hint), or
+/// nullptr when `owner` is not a malloc class's slab tag. Slow paths only.
+inline SlabCache* class_cache_of_tag(std::uint32_t owner) noexcept {
+  const std::uint32_t t = slab_tag_index(owner);
+  if (t > MSLAB_MAX_CACHES || g_tag_class[t].capacity == 0) return nullptr;
+  return g_class_cache[g_tag_class[t].cls].load(std::memory_order_acquire);
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
