@@ -28,6 +28,8 @@ std::atomic<ChunkDesc*>* table_or_create() noexcept {
 
 }  // namespace
 
+bool chunk_map_reserve() noexcept { return table_or_create() != nullptr; }
+
 bool chunk_map_set(const void* chunk_base, ChunkDesc* desc) noexcept {
   std::atomic<ChunkDesc*>* table = table_or_create();
   if (table == nullptr) return false;

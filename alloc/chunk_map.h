@@ -39,12 +39,26 @@ extern std::atomic<std::atomic<ChunkDesc*>*> g_chunk_table;
 /// The descriptor of the chunk holding `p`, or nullptr if mslab does not own
 /// that address. Lock-free; any thread. A concurrent release of the chunk
 /// may make the answer stale: callers only look up pointers they hold.
+/// `kReserved`: the caller knows the table exists (chunk_map_reserve()
+/// returned true before — a slab cache exists), which spares a test.
+template <bool kReserved = false>
 [[gnu::always_inline]] inline ChunkDesc* chunk_of(const void* p) noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
   std::atomic<ChunkDesc*>* table = g_chunk_table.load(std::memory_order_acquire);
-  if (table == nullptr || (addr >> kAddressBits) != 0) return nullptr;
+  if ((!kReserved && table == nullptr) || (addr >> kAddressBits) != 0) return nullptr;
   return table[addr >> kChunkShift].load(std::memory_order_acquire);  // pairs with chunk_map_set
 }
+
+/// The descriptor of the chunk holding `p`, which lies in a block the
+/// caller holds (a slab, say): no tests at all.
+[[gnu::always_inline]] inline ChunkDesc* chunk_of_block(const void* p) noexcept {
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  return g_chunk_table.load(std::memory_order_acquire)[addr >> kChunkShift].load(std::memory_order_acquire);
+}
+
+/// Creates the table if it does not exist yet; false if that fails.
+/// Thread-safe.
+bool chunk_map_reserve() noexcept;
 
 /// Publishes (or, with nullptr, clears) the descriptor of the chunk at
 /// `chunk_base`. Creates the table on first use; false if that fails.

@@ -73,6 +73,10 @@ inline constexpr std::uint32_t kOwnerHintMask = std::uint32_t{0x7FF} << kOwnerHi
 struct ChunkDesc {
   PageDesc pages[kPagesPerChunk];
   std::atomic<std::uint32_t> owner_tags[kPagesPerChunk];  // owner_tag() of each used page (+ hint), 0 when free
+  // One word for the user of the block starting at each page, never read by
+  // the page allocator: dense metadata for the block's owner (slabs keep
+  // their remote-free word here, slab.h). Undefined until the owner sets it.
+  std::atomic<std::uint64_t> block_words[kPagesPerChunk];
   ListHook chunk_hook;  // the owner's list of chunks
   char* base;
   PageAllocatorImpl* owner;
@@ -82,8 +86,10 @@ struct ChunkDesc {
 };
 
 /// owner_tag() of the page holding `p`; 0 if it is free or not ours.
+/// `kReserved` as for chunk_of().
+template <bool kReserved = false>
 [[gnu::always_inline]] inline std::uint32_t owner_tag_of(const void* p) noexcept {
-  ChunkDesc* chunk = chunk_of(p);
+  ChunkDesc* chunk = chunk_of<kReserved>(p);
   if (chunk == nullptr) return 0;
   const auto offset = reinterpret_cast<std::uintptr_t>(p) & (kChunkSize - 1);
   return chunk->owner_tags[offset >> kPageShift].load(std::memory_order_relaxed);

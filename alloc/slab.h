@@ -2,6 +2,7 @@
 // with its header in the first bytes of the block.
 //
 // Layout:   [ Slab header | slots[capacity] {link u16, state u8, pad} | pad | obj 0 | … ]
+// (and the slab's remote-free word, xfree, in its chunk descriptor)
 //
 // Each slot's link and state sit together (4 bytes), so a free that checks
 // both touches one cache line. In the text below links[i] and states[i]
@@ -40,6 +41,7 @@
 #include <boost/intrusive/list.hpp>
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -63,7 +65,8 @@ struct SlotMeta {
   std::atomic<std::uint8_t> state;  // kFreed: freed, waiting in a free buffer
   std::uint8_t unused;
 };
-static_assert(sizeof(SlotMeta) == 4);
+static_assert(sizeof(SlotMeta) == 4 && offsetof(SlotMeta, state) == 2);
+static_assert(std::endian::native == std::endian::little, "Slab::allocated_unfreed() reads a SlotMeta as one word");
 inline constexpr std::size_t kSlotMetadata = sizeof(SlotMeta);
 
 // The xfree word: head slot (16 bits) | free count (16) | flags.
@@ -106,8 +109,16 @@ struct alignas(64) Slab {
   std::uint16_t local_head;
   std::uint16_t local_free;
 
-  // --- remote frees, on their own cache line (pushed by any thread)
-  alignas(64) std::atomic<std::uint64_t> xfree;
+  /// The remote-free word (XFree), pushed by any thread. It lives in the
+  /// chunk descriptor's dense block_words (page_allocator.h), not in this
+  /// header: slab headers all sit at the same offset of their pages, so a
+  /// batch of frees into many slabs would keep evicting each other's header
+  /// lines (they share a few cache sets), while the dense words of
+  /// neighbouring slabs share lines and stay cached.
+  [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree() const noexcept {
+    const auto addr = reinterpret_cast<std::uintptr_t>(this);
+    return chunk_of_block(this)->block_words[(addr & (kChunkSize - 1)) >> kPageShift];
+  }
 
   // Through an integer, not `this + 1`: the slots lie beyond the header
   // object, and the compiler's array-bounds analysis must not object.
@@ -130,13 +141,24 @@ struct alignas(64) Slab {
     slots()[i].state.store(v, std::memory_order_relaxed);
   }
 
+  /// links[i] == kAllocated and states[i] == 0 — the owner's check that
+  /// a free is not a double free — in one load: the slot's four bytes read
+  /// as one word (link | state << 16 | unused << 24, little-endian; unused
+  /// is always 0). A mixed-size access, defined in GCC and Clang (may_alias
+  /// type, __atomic builtin), where two loads and two tests cost a free
+  /// three more instructions.
+  [[gnu::always_inline]] bool allocated_unfreed(std::size_t i) const noexcept {
+    typedef std::uint32_t __attribute__((may_alias)) SlotWord;
+    return __atomic_load_n(reinterpret_cast<const SlotWord*>(&slots()[i]), __ATOMIC_RELAXED) == kAllocated;
+  }
+
   /// Slot i holds a live object (see the invariants above).
   bool is_live(std::size_t i) const noexcept { return link(i) == kAllocated && state(i) != kFreed; }
 
   void* object(std::size_t i) const noexcept { return objects + i * stride; }
 };
 
-static_assert(sizeof(Slab) == 128);
+static_assert(sizeof(Slab) == 64);
 
 /// The slab holding `p`, or nullptr if `p` is not in a slab. O(1), lock-free.
 inline Slab* slab_of(const void* p) noexcept {

@@ -62,6 +62,8 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
   };
   if (problem.message != nullptr) return fail(problem);
 
+  // free() looks pointers up in the chunk table without testing that it exists.
+  if (!detail::chunk_map_reserve()) return fail({ErrorCode::kOutOfMemory, "no memory for the chunk table"});
   void* mem = detail::meta_alloc(sizeof(SlabCache));
   if (mem == nullptr) return fail({ErrorCode::kOutOfMemory, "no memory for the cache descriptor"});
   auto* cache = new (mem) SlabCache();
@@ -93,8 +95,9 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
 }
 
 DestroyReport SlabCache::destroy() noexcept {
-  // Unregister first: from now on no thread flush finds this cache, and
-  // stale per-thread entries are recognised by their serial.
+  // Unregister first: from now on no thread flush finds this cache, no
+  // heap's entry points at its slabs, and the rest of a stale entry (its
+  // buffered frees) is recognised by its serial.
   detail::unregister_cache(id_);
   DestroyReport report{0, 0};
   {
@@ -113,8 +116,8 @@ DestroyReport SlabCache::destroy() noexcept {
     drain(empty_);
     drain(isolated_);
   }
-  // The calling thread's own entry may point at a freed slab: clear it now
-  // (other threads' entries are ignored through the serial).
+  // The calling thread's own entry: drop its buffered frees now (other
+  // threads drop theirs when they next see the entry's serial).
   if (ThreadHeap* heap = detail::current_heap()) {
     ThreadHeap::Entry& e = entry_in(heap);
     e.clear();
@@ -145,7 +148,7 @@ Slab* SlabCache::new_slab() noexcept {
   }
   s->local_head = 0;
   s->local_free = kNil;
-  s->xfree.store(XFree::make(kNil, 0, 0), std::memory_order_relaxed);
+  s->xfree().store(XFree::make(kNil, 0, 0), std::memory_order_relaxed);
   if (ctor_ != nullptr)
     for (std::size_t i = 0; i < capacity_; ++i) ctor_(s->object(i), ctor_arg_);
   detail::poison_object(s->objects, std::size_t{capacity_} * stride_);
@@ -189,7 +192,7 @@ void SlabCache::link_locked(Slab* s, detail::SlabList list, unsigned bucket) noe
 // slabs beyond the reserve.
 void SlabCache::relist_locked(Slab* s) noexcept {
   if (s->owner.load(std::memory_order_relaxed) != 0) return;  // active: stays put
-  const std::uint64_t w = s->xfree.load(std::memory_order_acquire);
+  const std::uint64_t w = s->xfree().load(std::memory_order_acquire);
   const std::uint32_t free_count = XFree::count(w);
   detail::SlabList want;
   unsigned bucket = 0;
@@ -222,7 +225,7 @@ Slab* SlabCache::take_partial_locked() noexcept {
   for (unsigned b = kPartialBuckets; b-- > 0;) {
     while (!partial_[b].empty()) {
       Slab* s = &partial_[b].front();
-      const std::uint32_t free_count = XFree::count(s->xfree.load(std::memory_order_acquire));
+      const std::uint32_t free_count = XFree::count(s->xfree().load(std::memory_order_acquire));
       const unsigned actual = bucket_for(capacity_ - free_count);
       if (actual >= b) return s;
       link_locked(s, detail::SlabList::kPartial, actual);
@@ -237,7 +240,7 @@ Slab* SlabCache::take_partial_locked() noexcept {
 void SlabCache::activate_locked(Slab* s, std::uintptr_t token) noexcept {
   // acquire: pairs with the release CAS in free_remote(), so the links of
   // the pushed slots are visible.
-  const std::uint64_t w = s->xfree.exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
+  const std::uint64_t w = s->xfree().exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
   s->local_head = XFree::head(w);
   s->local_free = kNil;
   s->owner.store(token, std::memory_order_relaxed);
@@ -267,12 +270,12 @@ void SlabCache::detach_locked(Slab* s) noexcept {
       ++local;
     }
   }
-  std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
+  std::uint64_t w = s->xfree().load(std::memory_order_relaxed);
   for (;;) {
     if (tail != kNil) s->set_link(tail, XFree::head(w));
     const std::uint16_t new_head = head != kNil ? head : XFree::head(w);
     const std::uint64_t nw = XFree::make(new_head, XFree::count(w) + local, XFree::flags(w) | XFree::kDetached);
-    if (s->xfree.compare_exchange_weak(w, nw, std::memory_order_release, std::memory_order_relaxed)) break;
+    if (s->xfree().compare_exchange_weak(w, nw, std::memory_order_release, std::memory_order_relaxed)) break;
   }
   s->local_head = kNil;
   s->owner.store(0, std::memory_order_relaxed);
@@ -297,9 +300,9 @@ void* SlabCache::alloc_slow() noexcept {
       }
       // A plain load first: the exchange (a locked instruction) only when
       // there is something to take.
-      if (XFree::count(s->xfree.load(std::memory_order_relaxed)) != 0) {
+      if (XFree::count(s->xfree().load(std::memory_order_relaxed)) != 0) {
         // acquire: pairs with the release CAS in push_locked().
-        const std::uint64_t w = s->xfree.exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
+        const std::uint64_t w = s->xfree().exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
         s->local_head = XFree::head(w);
         return alloc();
       }
@@ -350,15 +353,15 @@ void* SlabCache::alloc_direct() noexcept {
     s = new_slab();
     if (s == nullptr) return nullptr;
     // Hand all slots to xfree and file it as detached.
-    s->xfree.store(XFree::make(s->local_head, capacity_, XFree::kDetached), std::memory_order_relaxed);
+    s->xfree().store(XFree::make(s->local_head, capacity_, XFree::kDetached), std::memory_order_relaxed);
     s->local_head = kNil;
     guard.lock();
     ++slabs_created_;
   }
   // A detached slab's xfree only changes under the lock: plain updates.
-  const std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
+  const std::uint64_t w = s->xfree().load(std::memory_order_relaxed);
   const std::uint16_t i = XFree::head(w);
-  s->xfree.store(XFree::make(s->link(i), XFree::count(w) - 1, XFree::flags(w)), std::memory_order_relaxed);
+  s->xfree().store(XFree::make(s->link(i), XFree::count(w) - 1, XFree::flags(w)), std::memory_order_relaxed);
   s->set_link(i, kAllocated);
   relist_locked(s);
   detail::unpoison_object(s->object(i), object_size_);
@@ -370,7 +373,7 @@ void* SlabCache::alloc_direct() noexcept {
 bool SlabCache::activate_owned(ThreadHeap::Entry& e) noexcept {
   for (Slab*& o : e.owned) {
     if (o == nullptr) continue;
-    if (o->local_free == kNil && o->local_head == kNil && XFree::count(o->xfree.load(std::memory_order_relaxed)) == 0)
+    if (o->local_free == kNil && o->local_head == kNil && XFree::count(o->xfree().load(std::memory_order_relaxed)) == 0)
       continue;
     std::swap(o, e.active);
     return true;
@@ -491,12 +494,12 @@ MSLAB_ALWAYS_INLINE void SlabCache::push_locked(Slab* s, std::uint16_t head, std
   // The xfree word says whether the slab is detached (its flag changes only
   // under the lock we hold), so the owner word — on the header's first line,
   // a second cache miss per random free — is read only for owned slabs.
-  const std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
+  const std::uint64_t w = s->xfree().load(std::memory_order_relaxed);
   if (MSLAB_UNLIKELY(!(w & XFree::kDetached))) return push_owned_locked(s, head, tail, n, token, w);
   // Detached: its xfree only changes under the lock we hold.
   s->set_link(tail, XFree::head(w));
   const std::uint32_t before = XFree::count(w);
-  s->xfree.store(XFree::make(head, before + n, XFree::flags(w)), std::memory_order_release);
+  s->xfree().store(XFree::make(head, before + n, XFree::flags(w)), std::memory_order_release);
   // Full → partial and partial → empty move the slab (bucket changes are
   // refiled lazily by take_partial_locked()).
   if (before == 0 || before + n == capacity_) relist_locked(s);
@@ -514,7 +517,7 @@ void SlabCache::push_owned_locked(Slab* s, std::uint16_t head, std::uint16_t tai
   do {
     s->set_link(tail, XFree::head(w));
     // release: publishes the chain's links; pairs with the owner's acquire exchange.
-  } while (!s->xfree.compare_exchange_weak(w, XFree::make(head, XFree::count(w) + n, XFree::flags(w)),
+  } while (!s->xfree().compare_exchange_weak(w, XFree::make(head, XFree::count(w) + n, XFree::flags(w)),
                                            std::memory_order_release, std::memory_order_relaxed));
 }
 
@@ -526,7 +529,7 @@ void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) 
   for (std::uint32_t k = 0; k < buffer->count; ++k) {
     auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(buffer->objects[k]) & slab_mask_);
     index[k] = static_cast<std::uint16_t>(index_of(s, buffer->objects[k]));
-    __builtin_prefetch(&s->xfree, 1);
+    __builtin_prefetch(&s->xfree(), 1);
     __builtin_prefetch(&s->slots()[index[k]], 1);
   }
   // Consecutive frees into one slab (common: objects freed in the order
@@ -614,7 +617,7 @@ bool SlabCache::isolate(Slab* s) noexcept {
 }
 
 void SlabCache::isolate_locked(Slab* s) noexcept {
-  s->xfree.fetch_or(XFree::kIsolated, std::memory_order_acq_rel);
+  s->xfree().fetch_or(XFree::kIsolated, std::memory_order_acq_rel);
   link_locked(s, detail::SlabList::kIsolated, 0);
 }
 
@@ -655,7 +658,7 @@ bool SlabCache::should_move(const void* object) noexcept {
   // Never from a slab a thread allocates from (jemalloc's slabcur), nor from
   // a full or an isolated one.
   if (s->owner.load(std::memory_order_relaxed) != 0) return false;
-  const std::uint64_t w = s->xfree.load(std::memory_order_relaxed);
+  const std::uint64_t w = s->xfree().load(std::memory_order_relaxed);
   if (!(w & XFree::kDetached) || (w & XFree::kIsolated) || XFree::count(w) == 0) return false;
   const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -673,7 +676,7 @@ void SlabCache::refresh_occupancy() noexcept {
   std::uint64_t sum = 0, slabs = 0;
   for (const SlabList& list : partial_) {
     for (const Slab& s : list) {
-      const std::uint64_t live = capacity_ - XFree::count(s.xfree.load(std::memory_order_relaxed));
+      const std::uint64_t live = capacity_ - XFree::count(s.xfree().load(std::memory_order_relaxed));
       sum += (live << 16) / capacity_;
       ++slabs;
     }
@@ -688,7 +691,7 @@ void SlabCache::refresh_occupancy() noexcept {
 bool SlabCache::release_isolated(Slab* s) noexcept {
   std::lock_guard guard(lock_);
   if (s->list != detail::SlabList::kIsolated) return false;
-  const std::uint64_t w = s->xfree.fetch_and(~XFree::kIsolated, std::memory_order_acq_rel);
+  const std::uint64_t w = s->xfree().fetch_and(~XFree::kIsolated, std::memory_order_acq_rel);
   if (XFree::count(w) == capacity_) {  // empty: straight back to the page allocator
     delete_slab_locked(s);
     return true;
@@ -700,7 +703,7 @@ bool SlabCache::release_isolated(Slab* s) noexcept {
 std::size_t SlabCache::allocated_objects(const Slab* s, std::span<void*> out) noexcept {
   // acquire: pairs with the release CAS of frees, so a slot seen free is
   // really free; a free racing in after this may still be listed.
-  s->xfree.load(std::memory_order_acquire);
+  s->xfree().load(std::memory_order_acquire);
   std::size_t n = 0;
   for (std::size_t i = 0; i < s->capacity; ++i) {
     if (!s->is_live(i)) continue;
@@ -751,7 +754,7 @@ bool SlabCache::validate() const noexcept {
     if (s.cache != this) return fail(&s, "slab on a list of another cache");
     if (s.list != want) return fail(&s, "slab list tag does not match its list");
     if (s.owner.load(std::memory_order_relaxed) != 0) return fail(&s, "detached slab has an owner");
-    const std::uint64_t w = s.xfree.load(std::memory_order_acquire);
+    const std::uint64_t w = s.xfree().load(std::memory_order_acquire);
     if (!(w & XFree::kDetached)) return fail(&s, "detached slab lacks the detached flag");
     if (((w & XFree::kIsolated) != 0) != (want == detail::SlabList::kIsolated))
       return fail(&s, "isolated flag does not match the list");

@@ -278,8 +278,10 @@ MSLAB_ALWAYS_INLINE void* SlabCache::alloc() noexcept {
   // tl_heap is never null (thread_heap.h): a thread without a heap finds
   // an empty entry and takes the slow path.
   detail::ThreadHeap::Entry& e = entry_in(detail::tl_heap);
+  // An entry never points at a slab of a destroyed cache that had our id
+  // (unregister_cache() clears them in every heap), so no serial test.
   detail::Slab* s = e.active;
-  if (MSLAB_LIKELY(s != nullptr && e.serial == serial_)) {
+  if (MSLAB_LIKELY(s != nullptr)) {
     const std::uint16_t i = s->local_head;
     if (MSLAB_LIKELY(i != detail::kNil)) {
       s->local_head = s->link(i);
@@ -297,7 +299,8 @@ MSLAB_ALWAYS_INLINE bool SlabCache::locate(const void* object, detail::Slab*& s,
   const auto addr = reinterpret_cast<std::uintptr_t>(object);
   s = reinterpret_cast<detail::Slab*>(addr & slab_mask_);
   // Our tag, give or take the owner hint: anything else is not ours.
-  hint = detail::owner_tag_of(object) ^ slab_tag_;
+  // The chunk table exists: create() reserved it.
+  hint = detail::owner_tag_of<true>(object) ^ slab_tag_;
   if (MSLAB_UNLIKELY((hint & ~detail::kOwnerHintMask) != 0)) return false;
   // One compare covers "below slot 0", "past the last slot" and "not at
   // the start of a slot" (exact_divisor.h).
@@ -311,7 +314,10 @@ MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   // confirms it and names the cache, so no slab header is read to validate.
   // All our slabs have one order and are aligned to it, so a page tagged
   // with our cache lies in the slab found by masking.
-  if (MSLAB_UNLIKELY(object == nullptr)) return;  // also spares callers' compilers a null-slab path
+  // A null `object` lies in no chunk: it fails locate() and free_invalid()
+  // ignores it, with no test of its own. Only a null known at compile time
+  // returns here, so that the compiler does not warn about the slab at 0.
+  if (__builtin_constant_p(object == nullptr) && object == nullptr) return;
   detail::Slab* s;
   std::size_t i;
   std::uint32_t hint;
@@ -322,7 +328,7 @@ MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   // (g_no_heap) or without a number has a hint that no tag carries.
   if (MSLAB_LIKELY(hint == detail::tl_heap->owner_hint)) {
     // A slab this thread owns: only this thread touches its local lists.
-    if (kCheapChecks && MSLAB_UNLIKELY(s->link(i) != detail::kAllocated || s->state(i) == detail::kFreed))
+    if (kCheapChecks && MSLAB_UNLIKELY(!s->allocated_unfreed(i)))
       return free_invalid(object, s);
     if constexpr (kFullChecks) {
       // Claim the link, so that a racing free of the same object by

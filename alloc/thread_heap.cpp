@@ -9,14 +9,24 @@
 
 #include <bit>
 #include <mutex>
+#include <new>
 
 #include "alloc/meta_pool.h"
 #include "alloc/slab_cache.h"
 
 namespace mslab::detail {
 
-constinit ThreadHeap g_no_heap{.owner_hint = kNoOwnerHint, .max_id_used = 0, .entries = {}};
+constinit ThreadHeap g_no_heap{.owner_hint = kNoOwnerHint, .max_id_used = 0, .record = nullptr, .entries = {}};
 constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) = &g_no_heap;
+
+// Every thread heap, so that a destroyed cache's entries can be cleared
+// in all of them (ThreadHeap itself stays a plain struct: g_no_heap is
+// constant-initialised).
+struct HeapRecord {
+  ListHook hook;
+  ThreadHeap* heap;
+};
+using HeapList = boost::intrusive::list<HeapRecord, boost::intrusive::member_hook<HeapRecord, ListHook, &HeapRecord::hook>>;
 
 namespace {
 
@@ -24,6 +34,7 @@ inline constexpr std::uint32_t kThreadNumbers = (kOwnerHintMask >> kOwnerHintShi
 
 struct Registry {
   std::mutex lock;
+  HeapList heaps;
   SlabCache* caches[MSLAB_MAX_CACHES] = {};
   std::uint64_t serials[MSLAB_MAX_CACHES] = {};
   std::uint64_t next_serial = 1;
@@ -60,9 +71,11 @@ void give_back_owner_hint(Registry& r, std::uint32_t hint) noexcept {
   r.numbers_used[n / 64] &= ~(std::uint64_t{1} << (n % 64));
 }
 
+// Never destroyed: threads may still exit, and flush, after main returns.
 Registry& registry() noexcept {
-  static Registry instance;
-  return instance;
+  alignas(Registry) static unsigned char storage[sizeof(Registry)];
+  static Registry* const instance = new (storage) Registry;
+  return *instance;
 }
 
 // pthread key destructor: runs at thread exit with the heap as argument.
@@ -74,7 +87,9 @@ void on_thread_exit(void* arg) noexcept {
     Registry& r = registry();
     std::lock_guard guard(r.lock);
     give_back_owner_hint(r, heap->owner_hint);
+    r.heaps.erase(r.heaps.iterator_to(*heap->record));
   }
+  meta_free(heap->record, sizeof(HeapRecord));
   meta_free(heap, sizeof(ThreadHeap));
 }
 
@@ -109,16 +124,31 @@ void unregister_cache(std::uint32_t id) noexcept {
   std::lock_guard guard(r.lock);
   r.caches[id] = nullptr;
   r.serials[id] = 0;
+  // The allocation fast path trusts a non-null active slab without testing
+  // the entry's serial: no entry may keep a slab of this cache once the id
+  // can be reused. The serial and the buffer stay — the heap's own thread
+  // reads its buffers without a lock, and resets a stale entry itself.
+  for (HeapRecord& rec : r.heaps) {
+    ThreadHeap::Entry& e = rec.heap->entries[id];
+    if (e.serial != 0) e.clear();
+  }
 }
 
 ThreadHeap* create_thread_heap() noexcept {
   const pthread_key_t key = exit_key();
   auto* heap = static_cast<ThreadHeap*>(meta_alloc(sizeof(ThreadHeap)));
   if (heap == nullptr) return nullptr;
+  void* record = meta_alloc(sizeof(HeapRecord));
+  if (record == nullptr) {
+    meta_free(heap, sizeof(ThreadHeap));
+    return nullptr;
+  }
+  heap->record = new (record) HeapRecord{{}, heap};
   {
     Registry& r = registry();
     std::lock_guard guard(r.lock);
     heap->owner_hint = take_owner_hint(r);
+    r.heaps.push_back(*heap->record);
   }
   tl_heap = heap;
   pthread_setspecific(key, heap);

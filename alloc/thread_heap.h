@@ -7,7 +7,9 @@
 //
 // Caches are numbered by a small id (a slot in every ThreadHeap); ids are
 // reused after destroy, so each entry also records the serial of the cache
-// it belongs to, and a stale entry is ignored. Threads are numbered too
+// it belongs to, and a stale entry is ignored; destroy also clears the
+// id's slab pointers in every heap, so the allocation fast path needs no
+// serial test. Threads are numbered too
 // (1 … 2047, from the cache registry): the number is the owner hint that
 // the page tags of a thread's owned slabs carry (page_allocator.h).
 // Depends on: config, slab.
@@ -24,6 +26,8 @@ namespace mslab::detail {
 // ThreadHeap::owner_hint of a thread without a number: outside the hint
 // field (in the kind byte), so that no tag ever matches it.
 inline constexpr std::uint32_t kNoOwnerHint = 0xFF000000;
+
+struct HeapRecord;  // thread_heap.cpp: the registry's list of heaps
 
 struct ThreadHeap {
   // Frees into slabs this thread does not own, waiting for one flush under
@@ -56,6 +60,7 @@ struct ThreadHeap {
   // the buffered path (correct, only slower).
   std::uint32_t owner_hint;
   std::uint32_t max_id_used;  // highest id with an entry + 1 (bounds the flush walk)
+  HeapRecord* record;  // its place in the registry's list of heaps (null in g_no_heap)  // highest id with an entry + 1 (bounds the flush walk)
   Entry entries[MSLAB_MAX_CACHES];
 
   /// The value stored in Slab::owner for slabs active in this thread.

@@ -43,7 +43,7 @@ std::uintptr_t chunk_base(const void* p) noexcept {
 }
 
 std::size_t live_of(const detail::Slab& s) noexcept {
-  return s.capacity - detail::XFree::count(s.xfree.load(std::memory_order_relaxed));
+  return s.capacity - detail::XFree::count(s.xfree().load(std::memory_order_relaxed));
 }
 
 // One detached slab seen by a survey. The address is only a key: the slab

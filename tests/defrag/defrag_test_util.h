@@ -25,7 +25,7 @@ inline std::uintptr_t chunk_of_ptr(const void* p) {
 }
 
 inline bool slab_is_isolated(const detail::Slab* s) {
-  return (s->xfree.load(std::memory_order_relaxed) & detail::XFree::kIsolated) != 0;
+  return (s->xfree().load(std::memory_order_relaxed) & detail::XFree::kIsolated) != 0;
 }
 
 /// The checksum a TestObject carries for its id and value.

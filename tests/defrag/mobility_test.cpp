@@ -130,7 +130,7 @@ TEST_CASE("mobility: objects freed into another thread's buffer are never listed
   });  // its buffer is flushed when it exits
   while (stage.load() != 1) std::this_thread::yield();
   for (std::size_t id : buffered) f.objects.slots[id] = nullptr;
-  const std::uint32_t free_count = detail::XFree::count(s->xfree.load());
+  const std::uint32_t free_count = detail::XFree::count(s->xfree().load());
   CHECK(free_count == 0);  // the frees are still buffered, not pushed
   REQUIRE(f.cache->isolate(s));
   f.objects.phase2 = TestOwner::Phase2::kMoveNone;
@@ -144,7 +144,7 @@ TEST_CASE("mobility: objects freed into another thread's buffer are never listed
   stage.store(2);
   other.join();
   CHECK(SlabCache::allocated_objects(s, {}) == cap - buffered.size());
-  CHECK(detail::XFree::count(s->xfree.load()) == buffered.size());
+  CHECK(detail::XFree::count(s->xfree().load()) == buffered.size());
   CHECK_VALID(*f.cache);
 }
 
