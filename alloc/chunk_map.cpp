@@ -7,28 +7,27 @@
 
 namespace mslab::detail {
 
-std::atomic<std::atomic<ChunkDesc*>*> g_chunk_table{nullptr};
+constinit ChunkMap g_chunk_map;
 
 namespace {
 
 std::atomic<ChunkDesc*>* table_or_create() noexcept {
   static std::mutex init_lock;
-  std::atomic<ChunkDesc*>* table = g_chunk_table.load(std::memory_order_acquire);
+  std::atomic<ChunkDesc*>* table = g_chunk_map.table.load(std::memory_order_acquire);
   if (table != nullptr) return table;
   std::lock_guard guard(init_lock);
-  table = g_chunk_table.load(std::memory_order_relaxed);
+  table = g_chunk_map.table.load(std::memory_order_relaxed);
   if (table == nullptr) {
     // Zero-filled memory is a table of null atomics.
     table = static_cast<std::atomic<ChunkDesc*>*>(
         os::map_sparse(kChunkMapEntries * sizeof(std::atomic<ChunkDesc*>)));
-    g_chunk_table.store(table, std::memory_order_release);  // pairs with chunk_of()
+    g_chunk_map.table.store(table, std::memory_order_release);
+    if (table != nullptr) g_chunk_map.entries.store(kChunkMapEntries, std::memory_order_release);  // pairs with chunk_of()
   }
   return table;
 }
 
 }  // namespace
-
-bool chunk_map_reserve() noexcept { return table_or_create() != nullptr; }
 
 bool chunk_map_set(const void* chunk_base, ChunkDesc* desc) noexcept {
   std::atomic<ChunkDesc*>* table = table_or_create();

@@ -86,10 +86,8 @@ struct ChunkDesc {
 };
 
 /// owner_tag() of the page holding `p`; 0 if it is free or not ours.
-/// `kReserved` as for chunk_of().
-template <bool kReserved = false>
 [[gnu::always_inline]] inline std::uint32_t owner_tag_of(const void* p) noexcept {
-  ChunkDesc* chunk = chunk_of<kReserved>(p);
+  ChunkDesc* chunk = chunk_of(p);
   if (chunk == nullptr) return 0;
   const auto offset = reinterpret_cast<std::uintptr_t>(p) & (kChunkSize - 1);
   return chunk->owner_tags[offset >> kPageShift].load(std::memory_order_relaxed);

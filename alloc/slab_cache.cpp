@@ -62,8 +62,6 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
   };
   if (problem.message != nullptr) return fail(problem);
 
-  // free() looks pointers up in the chunk table without testing that it exists.
-  if (!detail::chunk_map_reserve()) return fail({ErrorCode::kOutOfMemory, "no memory for the chunk table"});
   void* mem = detail::meta_alloc(sizeof(SlabCache));
   if (mem == nullptr) return fail({ErrorCode::kOutOfMemory, "no memory for the cache descriptor"});
   auto* cache = new (mem) SlabCache();

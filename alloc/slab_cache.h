@@ -299,8 +299,7 @@ MSLAB_ALWAYS_INLINE bool SlabCache::locate(const void* object, detail::Slab*& s,
   const auto addr = reinterpret_cast<std::uintptr_t>(object);
   s = reinterpret_cast<detail::Slab*>(addr & slab_mask_);
   // Our tag, give or take the owner hint: anything else is not ours.
-  // The chunk table exists: create() reserved it.
-  hint = detail::owner_tag_of<true>(object) ^ slab_tag_;
+  hint = detail::owner_tag_of(object) ^ slab_tag_;
   if (MSLAB_UNLIKELY((hint & ~detail::kOwnerHintMask) != 0)) return false;
   // One compare covers "below slot 0", "past the last slot" and "not at
   // the start of a slot" (exact_divisor.h).
@@ -317,7 +316,7 @@ MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   // A null `object` lies in no chunk: it fails locate() and free_invalid()
   // ignores it, with no test of its own. Only a null known at compile time
   // returns here, so that the compiler does not warn about the slab at 0.
-  if (__builtin_constant_p(object == nullptr) && object == nullptr) return;
+  if (MSLAB_UNLIKELY(object == nullptr)) return;
   detail::Slab* s;
   std::size_t i;
   std::uint32_t hint;
