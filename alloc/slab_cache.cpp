@@ -296,18 +296,23 @@ void* SlabCache::alloc_slow() noexcept {
         s->local_free = kNil;
         return alloc();
       }
+    }
+    // Another owned slab with slots this thread freed becomes the active
+    // one; the exhausted active slab stays owned in its place. Only then
+    // what other threads freed: the xfree words are a chunk lookup away.
+    if (activate_owned(e, /*remote=*/false)) continue;
+    if (Slab* s = e.active) {
       // A plain load first: the exchange (a locked instruction) only when
       // there is something to take.
-      if (XFree::count(s->xfree().load(std::memory_order_relaxed)) != 0) {
+      std::atomic<std::uint64_t>& xfree = s->xfree();
+      if (XFree::count(xfree.load(std::memory_order_relaxed)) != 0) {
         // acquire: pairs with the release CAS in push_locked().
-        const std::uint64_t w = s->xfree().exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
+        const std::uint64_t w = xfree.exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
         s->local_head = XFree::head(w);
         return alloc();
       }
     }
-    // Another owned slab with free slots (our frees, or remote ones) becomes
-    // the active one; the exhausted active slab stays owned in its place.
-    if (activate_owned(e)) continue;
+    if (activate_owned(e, /*remote=*/true)) continue;
     std::unique_lock guard(lock_);
     // Our buffered frees first: they may refill the active slab or a
     // partial one we are about to take.
@@ -367,11 +372,14 @@ void* SlabCache::alloc_direct() noexcept {
 }
 
 // Makes an owned slab with free slots the active one, swapping the active
-// slab into its place. Reads the owned slabs' headers: the slow path only.
-bool SlabCache::activate_owned(ThreadHeap::Entry& e) noexcept {
+// slab into its place: slots on its local lists, or with `remote` also
+// slots other threads freed into it. Reads the owned slabs' headers: the
+// slow path only.
+bool SlabCache::activate_owned(ThreadHeap::Entry& e, bool remote) noexcept {
   for (Slab*& o : e.owned) {
     if (o == nullptr) continue;
-    if (o->local_free == kNil && o->local_head == kNil && XFree::count(o->xfree().load(std::memory_order_relaxed)) == 0)
+    if (o->local_free == kNil && o->local_head == kNil &&
+        (!remote || XFree::count(o->xfree().load(std::memory_order_relaxed)) == 0))
       continue;
     std::swap(o, e.active);
     return true;

@@ -212,7 +212,7 @@ class SlabCache {
   MSLAB_ALWAYS_INLINE detail::ThreadHeap::Entry& entry_in(detail::ThreadHeap* heap) const noexcept {
     return *reinterpret_cast<detail::ThreadHeap::Entry*>(reinterpret_cast<char*>(heap) + entry_offset_);
   }
-  bool activate_owned(detail::ThreadHeap::Entry& e) noexcept;
+  bool activate_owned(detail::ThreadHeap::Entry& e, bool remote) noexcept;
   void keep_owned_locked(detail::ThreadHeap::Entry& e, detail::Slab* s) noexcept;
   std::size_t index_of(const detail::Slab* slab, const void* object) const noexcept;
   // The slab and slot of `object` when it is the start of an object of this
@@ -316,7 +316,7 @@ MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   // A null `object` lies in no chunk: it fails locate() and free_invalid()
   // ignores it, with no test of its own. Only a null known at compile time
   // returns here, so that the compiler does not warn about the slab at 0.
-  if (MSLAB_UNLIKELY(object == nullptr)) return;
+  if (__builtin_constant_p(object == nullptr) && object == nullptr) return;
   detail::Slab* s;
   std::size_t i;
   std::uint32_t hint;
