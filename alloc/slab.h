@@ -41,7 +41,6 @@
 #include <boost/intrusive/list.hpp>
 
 #include <atomic>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -65,8 +64,7 @@ struct SlotMeta {
   std::atomic<std::uint8_t> state;  // kFreed: freed, waiting in a free buffer
   std::uint8_t unused;
 };
-static_assert(sizeof(SlotMeta) == 4 && offsetof(SlotMeta, state) == 2);
-static_assert(std::endian::native == std::endian::little, "Slab::allocated_unfreed() reads a SlotMeta as one word");
+static_assert(sizeof(SlotMeta) == 4);
 inline constexpr std::size_t kSlotMetadata = sizeof(SlotMeta);
 
 // The xfree word: head slot (16 bits) | free count (16) | flags.
@@ -89,13 +87,21 @@ struct alignas(64) Slab {
   // --- immutable after creation
   SlabCache* cache;
   char* objects;  // slot 0
+  // The slab's remote-free word (XFree), pushed by any thread. It lives in
+  // the chunk descriptor's dense block_words (page_allocator.h), not in
+  // this header: slab headers all sit at the same offset of their pages, so
+  // a batch of frees into many slabs kept evicting each other's header
+  // lines (they share a few cache sets), while the dense words of
+  // neighbouring slabs share lines and stay cached. This pointer is for
+  // code that reads the header anyway (the owner, the cache lock's
+  // holders); xfree_without_header() finds the word from the chunk table.
+  std::atomic<std::uint64_t>* xfree_word;
   std::uint32_t stride;
   std::uint16_t capacity;
   std::uint8_t order;
 
   // --- guarded by the cache lock
   SlabList list;
-  std::uint8_t bucket;  // partial: occupancy bucket it is filed under
   ListHook hook;
 
   // --- owner thread (token of its ThreadHeap; 0 when detached). Written
@@ -109,15 +115,19 @@ struct alignas(64) Slab {
   std::uint16_t local_head;
   std::uint16_t local_free;
 
-  /// The remote-free word (XFree), pushed by any thread. It lives in the
-  /// chunk descriptor's dense block_words (page_allocator.h), not in this
-  /// header: slab headers all sit at the same offset of their pages, so a
-  /// batch of frees into many slabs would keep evicting each other's header
-  /// lines (they share a few cache sets), while the dense words of
-  /// neighbouring slabs share lines and stay cached.
-  [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree() const noexcept {
-    const auto addr = reinterpret_cast<std::uintptr_t>(this);
-    return chunk_of_block(this)->block_words[(addr & (kChunkSize - 1)) >> kPageShift];
+  // --- guarded by the cache lock
+  std::uint8_t bucket;  // partial: occupancy bucket it is filed under
+
+  [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree() const noexcept { return *xfree_word; }
+  /// The same word found without reading this header (a frees' flush into
+  /// many slabs: the header line would be a cache miss).
+  [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree_without_header() const noexcept {
+    return block_word_of(this);
+  }
+  /// Where the remote-free word of the slab starting at `block` lives.
+  [[gnu::always_inline]] static std::atomic<std::uint64_t>& block_word_of(const void* block) noexcept {
+    const auto addr = reinterpret_cast<std::uintptr_t>(block);
+    return chunk_of_block(block)->block_words[(addr & (kChunkSize - 1)) >> kPageShift];
   }
 
   // Through an integer, not `this + 1`: the slots lie beyond the header
@@ -139,17 +149,6 @@ struct alignas(64) Slab {
   }
   [[gnu::always_inline]] void set_state(std::size_t i, std::uint8_t v) noexcept {
     slots()[i].state.store(v, std::memory_order_relaxed);
-  }
-
-  /// links[i] == kAllocated and states[i] == 0 — the owner's check that
-  /// a free is not a double free — in one load: the slot's four bytes read
-  /// as one word (link | state << 16 | unused << 24, little-endian; unused
-  /// is always 0). A mixed-size access, defined in GCC and Clang (may_alias
-  /// type, __atomic builtin), where two loads and two tests cost a free
-  /// three more instructions.
-  [[gnu::always_inline]] bool allocated_unfreed(std::size_t i) const noexcept {
-    typedef std::uint32_t __attribute__((may_alias)) SlotWord;
-    return __atomic_load_n(reinterpret_cast<const SlotWord*>(&slots()[i]), __ATOMIC_RELAXED) == kAllocated;
   }
 
   /// Slot i holds a live object (see the invariants above).

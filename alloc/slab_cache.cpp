@@ -139,6 +139,7 @@ Slab* SlabCache::new_slab() noexcept {
   s->stride = stride_;
   s->capacity = capacity_;
   s->order = order_;
+  s->xfree_word = &Slab::block_word_of(block);
   s->list = detail::SlabList::kNone;
   // All slots on the local list, in address order.
   for (std::uint16_t i = 0; i < capacity_; ++i) {
@@ -500,12 +501,13 @@ MSLAB_ALWAYS_INLINE void SlabCache::push_locked(Slab* s, std::uint16_t head, std
   // The xfree word says whether the slab is detached (its flag changes only
   // under the lock we hold), so the owner word — on the header's first line,
   // a second cache miss per random free — is read only for owned slabs.
-  const std::uint64_t w = s->xfree().load(std::memory_order_relaxed);
+  std::atomic<std::uint64_t>& xfree = s->xfree_without_header();
+  const std::uint64_t w = xfree.load(std::memory_order_relaxed);
   if (MSLAB_UNLIKELY(!(w & XFree::kDetached))) return push_owned_locked(s, head, tail, n, token, w);
   // Detached: its xfree only changes under the lock we hold.
   s->set_link(tail, XFree::head(w));
   const std::uint32_t before = XFree::count(w);
-  s->xfree().store(XFree::make(head, before + n, XFree::flags(w)), std::memory_order_release);
+  xfree.store(XFree::make(head, before + n, XFree::flags(w)), std::memory_order_release);
   // Full → partial and partial → empty move the slab (bucket changes are
   // refiled lazily by take_partial_locked()).
   if (before == 0 || before + n == capacity_) relist_locked(s);
@@ -529,13 +531,14 @@ void SlabCache::push_owned_locked(Slab* s, std::uint16_t head, std::uint16_t tai
 
 void SlabCache::flush_buffer_locked(ThreadHeap::Entry& e, std::uintptr_t token) noexcept {
   ThreadHeap::FreeBuffer* buffer = e.buffer;
-  // First touch every slab line we will write, so that the misses of the
-  // whole batch overlap, then do the work on warm lines.
+  // First touch every slot line we will write (slot lines, like headers,
+  // crowd into few cache sets and may have been evicted since the free),
+  // so that the misses of the whole batch overlap, then do the work on
+  // warm lines. The xfree words are dense (slab.h): no prefetch needed.
   std::uint16_t index[ThreadHeap::FreeBuffer::kCapacity];
   for (std::uint32_t k = 0; k < buffer->count; ++k) {
     auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(buffer->objects[k]) & slab_mask_);
     index[k] = static_cast<std::uint16_t>(index_of(s, buffer->objects[k]));
-    __builtin_prefetch(&s->xfree(), 1);
     __builtin_prefetch(&s->slots()[index[k]], 1);
   }
   // Consecutive frees into one slab (common: objects freed in the order

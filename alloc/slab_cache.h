@@ -327,7 +327,10 @@ MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   // (g_no_heap) or without a number has a hint that no tag carries.
   if (MSLAB_LIKELY(hint == detail::tl_heap->owner_hint)) {
     // A slab this thread owns: only this thread touches its local lists.
-    if (kCheapChecks && MSLAB_UNLIKELY(!s->allocated_unfreed(i)))
+    // Two loads, not one of the slot's whole word: the allocation that
+    // handed this object out may have stored its link a moment ago (LIFO
+    // use), and a wider load than that store cannot be forwarded from it.
+    if (kCheapChecks && MSLAB_UNLIKELY(s->link(i) != detail::kAllocated || s->state(i) == detail::kFreed))
       return free_invalid(object, s);
     if constexpr (kFullChecks) {
       // Claim the link, so that a racing free of the same object by

@@ -16,7 +16,7 @@
 
 namespace mslab::detail {
 
-constinit ThreadHeap g_no_heap{.owner_hint = kNoOwnerHint, .max_id_used = 0, .record = nullptr, .entries = {}};
+constinit ThreadHeap g_no_heap{.owner_hint = kNoOwnerHint, .max_id_used = 0, .entries = {}, .record = nullptr};
 constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) = &g_no_heap;
 
 // Every thread heap, so that a destroyed cache's entries can be cleared

@@ -60,8 +60,8 @@ struct ThreadHeap {
   // the buffered path (correct, only slower).
   std::uint32_t owner_hint;
   std::uint32_t max_id_used;  // highest id with an entry + 1 (bounds the flush walk)
-  HeapRecord* record;  // its place in the registry's list of heaps (null in g_no_heap)  // highest id with an entry + 1 (bounds the flush walk)
   Entry entries[MSLAB_MAX_CACHES];
+  HeapRecord* record;  // its place in the registry's list of heaps (null in g_no_heap)
 
   /// The value stored in Slab::owner for slabs active in this thread.
   std::uintptr_t token() const noexcept { return reinterpret_cast<std::uintptr_t>(this); }
