@@ -7,22 +7,21 @@
 
 namespace mslab::detail {
 
-constinit ChunkMap g_chunk_map;
+std::atomic<std::atomic<ChunkDesc*>*> g_chunk_table{nullptr};
 
 namespace {
 
 std::atomic<ChunkDesc*>* table_or_create() noexcept {
   static std::mutex init_lock;
-  std::atomic<ChunkDesc*>* table = g_chunk_map.table.load(std::memory_order_acquire);
+  std::atomic<ChunkDesc*>* table = g_chunk_table.load(std::memory_order_acquire);
   if (table != nullptr) return table;
   std::lock_guard guard(init_lock);
-  table = g_chunk_map.table.load(std::memory_order_relaxed);
+  table = g_chunk_table.load(std::memory_order_relaxed);
   if (table == nullptr) {
     // Zero-filled memory is a table of null atomics.
     table = static_cast<std::atomic<ChunkDesc*>*>(
         os::map_sparse(kChunkMapEntries * sizeof(std::atomic<ChunkDesc*>)));
-    g_chunk_map.table.store(table, std::memory_order_release);
-    if (table != nullptr) g_chunk_map.entries.store(kChunkMapEntries, std::memory_order_release);  // pairs with chunk_of()
+    g_chunk_table.store(table, std::memory_order_release);  // pairs with chunk_of()
   }
   return table;
 }

@@ -4,9 +4,8 @@
 // The map is one flat table with an entry per 2 MiB of the 47-bit user
 // address space (2^26 entries, 512 MiB of address space mapped with
 // MAP_NORESERVE; only the entries of chunks we own are ever written, so only
-// a few pages of it become resident). A lookup is a shift, one compare
-// against the table's length (0 until the table exists, so no null test)
-// and one load; a pointer we never handed out finds nullptr.
+// a few pages of it become resident). A lookup is one shift and one load;
+// a pointer we never handed out finds nullptr.
 // Depends on: platform.
 #pragma once
 
@@ -33,31 +32,25 @@ struct ChunkDesc;
 inline constexpr unsigned kAddressBits = 47;
 inline constexpr std::size_t kChunkMapEntries = std::size_t{1} << (kAddressBits - kChunkShift);
 
-// The table and its length. `entries` is 0 until the table exists, then
-// kChunkMapEntries: one compare against it rejects addresses above the
-// 47-bit user space and stands for "no table yet". Written once (table,
-// then entries with release), read by lookups.
-struct ChunkMap {
-  std::atomic<std::atomic<ChunkDesc*>*> table{nullptr};
-  std::atomic<std::size_t> entries{0};
-};
-extern constinit ChunkMap g_chunk_map;
+// The table; nullptr until the first chunk is registered. Written once
+// (release), read with acquire by lookups.
+extern std::atomic<std::atomic<ChunkDesc*>*> g_chunk_table;
 
 /// The descriptor of the chunk holding `p`, or nullptr if mslab does not own
 /// that address. Lock-free; any thread. A concurrent release of the chunk
 /// may make the answer stale: callers only look up pointers they hold.
 [[gnu::always_inline]] inline ChunkDesc* chunk_of(const void* p) noexcept {
-  const std::uintptr_t index = reinterpret_cast<std::uintptr_t>(p) >> kChunkShift;
-  // acquire: pairs with the release store of `entries` after the table.
-  if (index >= g_chunk_map.entries.load(std::memory_order_acquire)) return nullptr;
-  return g_chunk_map.table.load(std::memory_order_relaxed)[index].load(std::memory_order_acquire);  // pairs with chunk_map_set
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  std::atomic<ChunkDesc*>* table = g_chunk_table.load(std::memory_order_acquire);
+  if (table == nullptr || (addr >> kAddressBits) != 0) return nullptr;
+  return table[addr >> kChunkShift].load(std::memory_order_acquire);  // pairs with chunk_map_set
 }
 
 /// The descriptor of the chunk holding `p`, which lies in a block the
 /// caller holds (a slab, say): no tests at all.
 [[gnu::always_inline]] inline ChunkDesc* chunk_of_block(const void* p) noexcept {
-  const std::uintptr_t index = reinterpret_cast<std::uintptr_t>(p) >> kChunkShift;
-  return g_chunk_map.table.load(std::memory_order_acquire)[index].load(std::memory_order_acquire);
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  return g_chunk_table.load(std::memory_order_acquire)[addr >> kChunkShift].load(std::memory_order_acquire);
 }
 
 /// Publishes (or, with nullptr, clears) the descriptor of the chunk at
