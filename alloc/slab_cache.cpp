@@ -237,9 +237,12 @@ Slab* SlabCache::take_partial_locked() noexcept {
 // Makes `s` (detached, not isolated) the active slab of the thread `token`:
 // its whole xfree list becomes the thread's local list.
 void SlabCache::activate_locked(Slab* s, std::uintptr_t token) noexcept {
-  // acquire: pairs with the release CAS in free_remote(), so the links of
-  // the pushed slots are visible.
-  const std::uint64_t w = s->xfree().exchange(XFree::make(kNil, 0, 0), std::memory_order_acquire);
+  // A detached slab's xfree only changes under the lock we hold: a plain
+  // load and store, no locked instruction (which would wait for every
+  // store the thread has in flight).
+  std::atomic<std::uint64_t>& xfree = s->xfree();
+  const std::uint64_t w = xfree.load(std::memory_order_relaxed);
+  xfree.store(XFree::make(kNil, 0, 0), std::memory_order_relaxed);
   s->local_head = XFree::head(w);
   s->local_free = kNil;
   s->owner.store(token, std::memory_order_relaxed);
@@ -247,8 +250,9 @@ void SlabCache::activate_locked(Slab* s, std::uintptr_t token) noexcept {
   link_locked(s, detail::SlabList::kActive, 0);
 }
 
-// Hands the calling thread's active slab `s` back: its local list is merged
-// into xfree and it is filed as detached.
+// Hands the calling thread's owned slab `s` back (called by its owner
+// only: keep_owned_locked, flush_entry): its local list is merged into
+// xfree and it is filed as detached.
 void SlabCache::detach_locked(Slab* s) noexcept {
   // Splice the owner's freed list onto the allocation list, then hand the
   // whole local list to xfree. It is not counted on the fast paths: walk it.
@@ -269,13 +273,15 @@ void SlabCache::detach_locked(Slab* s) noexcept {
       ++local;
     }
   }
-  std::uint64_t w = s->xfree().load(std::memory_order_relaxed);
-  for (;;) {
-    if (tail != kNil) s->set_link(tail, XFree::head(w));
-    const std::uint16_t new_head = head != kNil ? head : XFree::head(w);
-    const std::uint64_t nw = XFree::make(new_head, XFree::count(w) + local, XFree::flags(w) | XFree::kDetached);
-    if (s->xfree().compare_exchange_weak(w, nw, std::memory_order_release, std::memory_order_relaxed)) break;
-  }
+  // Only the owner — this thread — touches xfree without the cache lock,
+  // and every other writer holds the lock we hold: a plain load and store.
+  std::atomic<std::uint64_t>& xfree = s->xfree();
+  const std::uint64_t w = xfree.load(std::memory_order_relaxed);
+  if (tail != kNil) s->set_link(tail, XFree::head(w));
+  const std::uint16_t new_head = head != kNil ? head : XFree::head(w);
+  // release: publishes the links for lock-free readers (allocated_objects).
+  xfree.store(XFree::make(new_head, XFree::count(w) + local, XFree::flags(w) | XFree::kDetached),
+              std::memory_order_release);
   s->local_head = kNil;
   s->owner.store(0, std::memory_order_relaxed);
   detail::set_owner_hint(s, order_, 0);
