@@ -119,8 +119,8 @@ struct alignas(64) Slab {
   std::uint8_t bucket;  // partial: occupancy bucket it is filed under
 
   [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree() const noexcept { return *xfree_word; }
-  /// The same word found without reading this header (a frees' flush into
-  /// many slabs: the header line would be a cache miss).
+  /// The same word found without reading this header (for a flush of
+  /// frees into many slabs, where the header line would be a cache miss).
   [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree_without_header() const noexcept {
     return block_word_of(this);
   }

@@ -769,6 +769,7 @@ bool SlabCache::validate() const noexcept {
     if (s.cache != this) return fail(&s, "slab on a list of another cache");
     if (s.list != want) return fail(&s, "slab list tag does not match its list");
     if (s.owner.load(std::memory_order_relaxed) != 0) return fail(&s, "detached slab has an owner");
+    if (s.xfree_word != &Slab::block_word_of(&s)) return fail(&s, "slab's xfree pointer is not its block word");
     const std::uint64_t w = s.xfree().load(std::memory_order_acquire);
     if (!(w & XFree::kDetached)) return fail(&s, "detached slab lacks the detached flag");
     if (((w & XFree::kIsolated) != 0) != (want == detail::SlabList::kIsolated))
