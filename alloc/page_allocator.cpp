@@ -73,6 +73,8 @@ class PageAllocatorImpl {
   bool exclude_chunk(const void* p, bool excluded) noexcept;
   long chunk_free_pages(const void* p) const noexcept;
   bool chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept;
+  void for_each_block(std::uint32_t owner, std::uint32_t ignore, unsigned order, PageAllocator::BlockFn fn,
+                      void* ctx) const noexcept;
   void set_policy(const PagePolicy& policy) noexcept {
     std::lock_guard guard(lock_);
     policy_ = policy;
@@ -177,6 +179,7 @@ void PageAllocatorImpl::mark_used(ChunkDesc* chunk, std::size_t index, unsigned 
     page.state = i == 0 ? PageState::kUsedHead : PageState::kUsedInside;
   }
   chunk->pages[index].order = static_cast<std::uint8_t>(order);
+  chunk->block_words[index].store(0, std::memory_order_relaxed);
   chunk->free_pages -= static_cast<std::uint32_t>(pages);
   bytes_in_use_ += order_bytes(order);
 }
@@ -250,6 +253,19 @@ long PageAllocatorImpl::chunk_free_pages(const void* p) const noexcept {
   const ChunkDesc* chunk = chunk_of(p);
   if (chunk == nullptr || chunk->owner != this) return -1;
   return static_cast<long>(chunk->free_pages);
+}
+
+void PageAllocatorImpl::for_each_block(std::uint32_t owner, std::uint32_t ignore, unsigned order,
+                                       PageAllocator::BlockFn fn, void* ctx) const noexcept {
+  std::lock_guard guard(lock_);
+  // Blocks of `order` are aligned to their size inside a chunk, and every
+  // page of a block carries its owner tag: reading the tags of the aligned
+  // positions finds each matching block once, from dense metadata only.
+  for (const ChunkDesc& chunk : chunks_)
+    for (std::size_t i = 0; i < kPagesPerChunk; i += std::size_t{1} << order)
+      if ((chunk.owner_tags[i].load(std::memory_order_relaxed) & ~ignore) == owner &&
+          chunk.pages[i].state == PageState::kUsedHead)
+        fn(ctx, chunk.base + (i << kPageShift));
 }
 
 bool PageAllocatorImpl::chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept {
@@ -492,6 +508,10 @@ void PageAllocator::set_policy(const PagePolicy& policy) noexcept { impl_->set_p
 bool PageAllocator::validate() const noexcept { return impl_->validate(); }
 bool PageAllocator::exclude_chunk(const void* p, bool excluded) noexcept { return impl_->exclude_chunk(p, excluded); }
 long PageAllocator::chunk_free_pages(const void* p) const noexcept { return impl_->chunk_free_pages(p); }
+void PageAllocator::for_each_block(std::uint32_t owner, std::uint32_t ignore, unsigned order, BlockFn fn,
+                                   void* ctx) const noexcept {
+  impl_->for_each_block(owner, ignore, order, fn, ctx);
+}
 bool PageAllocator::chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept {
   return impl_->chunk_free_blocks(p, by_order);
 }

@@ -75,7 +75,7 @@ struct ChunkDesc {
   std::atomic<std::uint32_t> owner_tags[kPagesPerChunk];  // owner_tag() of each used page (+ hint), 0 when free
   // One word for the user of the block starting at each page, never read by
   // the page allocator: dense metadata for the block's owner (slabs keep
-  // their remote-free word here, slab.h). Undefined until the owner sets it.
+  // their remote-free word here, slab.h). Zeroed when the block is allocated.
   std::atomic<std::uint64_t> block_words[kPagesPerChunk];
   ListHook chunk_hook;  // the owner's list of chunks
   char* base;
@@ -218,6 +218,14 @@ class PageAllocator {
   /// `by_order`; false (and `by_order` untouched) if `p` is not in a chunk
   /// of this allocator. Thread-safe; takes the lock; O(pages of a chunk).
   bool chunk_free_blocks(const void* p, std::size_t (&by_order)[kMaxOrder + 1]) const noexcept;
+  /// Calls `fn(ctx, block)` for every allocated block of 2^`order` pages
+  /// whose owner tag, with the bits of `ignore` cleared, is `owner`, chunk
+  /// by chunk in address order. Reads only the dense per-chunk tags (no
+  /// block memory): O(chunks × pages / 2^order). Holds the lock throughout,
+  /// so `fn` must be short and must not call into this allocator. Which
+  /// blocks match may change as soon as it returns.
+  using BlockFn = void (*)(void* ctx, void* block) noexcept;
+  void for_each_block(std::uint32_t owner, std::uint32_t ignore, unsigned order, BlockFn fn, void* ctx) const noexcept;
   /// Fork support (alloc/fork.h): takes (`lock`) or releases the internal
   /// lock, so that a child process never inherits it held.
   void lock_for_fork(bool lock) noexcept;

@@ -631,6 +631,26 @@ bool SlabCache::isolate(Slab* s) noexcept {
   return true;
 }
 
+std::size_t SlabCache::isolate_listed(std::span<const std::uintptr_t> slabs, std::span<Slab*> out) noexcept {
+  std::lock_guard guard(lock_);
+  std::size_t n = 0;
+  for (const std::uintptr_t a : slabs) {
+    if (n == out.size()) break;
+    // Our tag with no owner hint on the page at a slab-aligned address:
+    // the start of a slab of ours that no thread owns (tags and hints of
+    // our slabs change only under the lock we hold). Only then is the
+    // header read — the block may have gone back to the page allocator.
+    if ((a & ~slab_mask_) != 0 || detail::owner_tag_of(reinterpret_cast<const void*>(a)) != slab_tag_) continue;
+    Slab* s = reinterpret_cast<Slab*>(a);
+    if (s->list != detail::SlabList::kPartial && s->list != detail::SlabList::kFull &&
+        s->list != detail::SlabList::kEmpty)
+      continue;  // being made (not yet listed), or isolated
+    isolate_locked(s);
+    out[n++] = s;
+  }
+  return n;
+}
+
 void SlabCache::isolate_locked(Slab* s) noexcept {
   s->xfree().fetch_or(XFree::kIsolated, std::memory_order_acq_rel);
   link_locked(s, detail::SlabList::kIsolated, 0);

@@ -166,6 +166,31 @@ class SlabCache {
   template <class Fn>
   void for_each_detached_slab(Fn&& fn, bool include_empty = false) const noexcept;
 
+  /// The defragmenter's survey: calls `fn(slab, live)` for every slab of
+  /// this cache that no thread owns and that is not isolated (partial, full
+  /// or empty), with its live objects (frees still in thread buffers count
+  /// as live). Reads only dense metadata — the page tags and the slabs'
+  /// xfree words, never a slab header — chunk by chunk under the page
+  /// allocator's lock and without the cache lock, so it costs O(chunks)
+  /// where a walk of the slab lists costs a cache miss a slab; in exchange
+  /// the answer is a snapshot that may be stale at once (a slab seen may be
+  /// gone, or owned, when it is looked for again under the cache lock).
+  /// `fn` must be short and must not call into the cache or the page
+  /// allocator.
+  template <class Fn>
+  void survey_detached(Fn&& fn) const noexcept;
+
+  /// Isolates, in one hold of the cache lock, those of the slabs at
+  /// `slabs` (addresses from survey_detached(), any order) that are still
+  /// detached slabs of this cache — partial, full or empty, not isolated —
+  /// and writes them to `out` (it stops when `out` is full). Returns how
+  /// many were isolated. O(slabs listed), not O(slabs of the cache): an
+  /// address is checked against the page tag before its header is read.
+  std::size_t isolate_listed(std::span<const std::uintptr_t> slabs, std::span<detail::Slab*> out) noexcept;
+
+  /// Pages in one slab of this cache.
+  std::size_t slab_pages() const noexcept { return std::size_t{1} << order_; }
+
   /// Isolates, in one hold of the cache lock, every detached slab — partial,
   /// full or empty; never an owned or an already isolated one — for which
   /// `pred(const detail::Slab&)` is true, and writes them to `out` (it stops
@@ -355,6 +380,29 @@ void SlabCache::for_each_detached_slab(Fn&& fn, bool include_empty) const noexce
   for (const detail::Slab& s : full_) fn(const_cast<detail::Slab*>(&s));
   if (include_empty)
     for (const detail::Slab& s : empty_) fn(const_cast<detail::Slab*>(&s));
+}
+
+template <class Fn>
+void SlabCache::survey_detached(Fn&& fn) const noexcept {
+  struct Ctx {
+    Fn* fn;
+    std::uint32_t capacity;
+  };
+  Ctx ctx{&fn, capacity_};
+  // Owner tag with hint 0: slabs no thread owns (an isolated slab has none
+  // either; its xfree flag tells).
+  pages_->for_each_block(
+      slab_tag_, 0, order_,
+      [](void* c, void* block) noexcept {
+        const Ctx& x = *static_cast<const Ctx*>(c);
+        // 0 until the slab is made (the page allocator zeroes it): skipped.
+        const std::uint64_t w = detail::Slab::block_word_of(block).load(std::memory_order_acquire);
+        if (!(w & detail::XFree::kDetached) || (w & detail::XFree::kIsolated)) return;
+        const std::uint32_t free_count = detail::XFree::count(w);
+        if (free_count > x.capacity) return;
+        (*x.fn)(static_cast<detail::Slab*>(block), std::size_t{x.capacity - free_count});
+      },
+      &ctx);
 }
 
 template <class Pred>

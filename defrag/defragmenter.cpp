@@ -167,6 +167,7 @@ class Pass {
       room.slab_order[s.cache] = static_cast<unsigned>(std::countr_zero(s.pages));
     }
     Vec<ChunkPlan> plans;
+    Vec<std::uintptr_t> batch;
     for (std::size_t i = 0; i < survey_.size();) {
       ChunkPlan plan{survey_[i].chunk, 0, i, i, Vec<ChunkNeed>(refs_.size())};
       std::size_t slab_pages = 0;
@@ -201,7 +202,10 @@ class Pass {
         const std::uint32_t c = survey_[k].cache;
         if (visited_[c]) continue;
         visited_[c] = true;
-        isolate(c, [&](const detail::Slab& s) { return chunk_base(&s) == plan.base; });
+        batch.clear();
+        for (std::size_t q = k; q < plan.last; ++q)
+          if (survey_[q].cache == c) batch.push_back(survey_[q].addr);
+        isolate(c, batch);
       }
       evacuate_isolated();
       pages_.exclude_chunk(base, false);
@@ -234,11 +238,8 @@ class Pass {
       for (std::size_t q = i; q < k && !done(); q += kCompactBatch) {
         batch.clear();
         for (std::size_t b = q; b < std::min(k, q + kCompactBatch); ++b) batch.push_back(survey_[b].addr);
-        std::sort(batch.begin(), batch.end());
         isolated_.clear();
-        isolate(survey_[i].cache, [&](const detail::Slab& s) {
-          return std::binary_search(batch.begin(), batch.end(), reinterpret_cast<std::uintptr_t>(&s));
-        });
+        isolate(survey_[i].cache, batch);
         evacuate_isolated();
       }
       i = j;
@@ -260,33 +261,30 @@ class Pass {
 
   // Pauses are charged from the first callback under a cache lock to the
   // unlock: waiting for the lock is the defragmenter's time, not the
-  // application's.
+  // application's. The survey holds no cache lock but the page allocator's
+  // (SlabCache::survey_detached): its whole call is charged.
   void survey() noexcept {
     survey_.clear();
     for (std::uint32_t c = 0; c < refs_.size(); ++c) {
-      Clock::time_point locked{};
-      refs_[c]->cache().for_each_detached_slab(
-          [&](detail::Slab* s) {
-            if (locked == Clock::time_point{}) locked = Clock::now();
-            survey_.push_back({reinterpret_cast<std::uintptr_t>(s), chunk_base(s), c,
-                               static_cast<std::uint32_t>(live_of(*s)), s->capacity, 1u << s->order});
-          },
-          /*include_empty=*/true);
-      note_pause(locked);
+      const SlabCache& cache = refs_[c]->cache();
+      const auto capacity = static_cast<std::uint32_t>(cache.objects_per_slab());
+      const auto pages = static_cast<std::uint32_t>(cache.slab_pages());
+      const Clock::time_point start = Clock::now();
+      cache.survey_detached([&](detail::Slab* s, std::size_t live) {
+        survey_.push_back({reinterpret_cast<std::uintptr_t>(s), chunk_base(s), c, static_cast<std::uint32_t>(live),
+                           capacity, pages});
+      });
+      note_pause(start);
     }
     r_.slabs_scanned += survey_.size();
   }
 
-  template <class Pred>
-  void isolate(std::uint32_t c, Pred&& pred) noexcept {
-    Clock::time_point locked{};
-    const std::size_t n = refs_[c]->cache().isolate_matching(
-        [&](const detail::Slab& s) {
-          if (locked == Clock::time_point{}) locked = Clock::now();
-          return pred(s);
-        },
-        taken_);
-    note_pause(locked);
+  // Isolates the slabs at `slabs` (survey addresses of cache `c`) that are
+  // still detached; the lock hold is charged as a pause.
+  void isolate(std::uint32_t c, const Vec<std::uintptr_t>& slabs) noexcept {
+    const Clock::time_point start = Clock::now();
+    const std::size_t n = refs_[c]->cache().isolate_listed(slabs, taken_);
+    note_pause(start);
     for (std::size_t q = 0; q < n; ++q) isolated_.push_back({c, taken_[q], live_of(*taken_[q])});
     r_.slabs_isolated += n;
   }
