@@ -264,7 +264,7 @@ void PageAllocatorImpl::for_each_block(std::uint32_t owner, std::uint32_t ignore
   for (const ChunkDesc& chunk : chunks_)
     for (std::size_t i = 0; i < kPagesPerChunk; i += std::size_t{1} << order)
       if ((chunk.owner_tags[i].load(std::memory_order_relaxed) & ~ignore) == owner &&
-          chunk.pages[i].state == PageState::kUsedHead)
+          chunk.pages[i].state == PageState::kUsedHead && chunk.pages[i].order == order)
         fn(ctx, chunk.base + (i << kPageShift));
 }
 

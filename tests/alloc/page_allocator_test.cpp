@@ -860,3 +860,42 @@ TEST_CASE("page allocator: concurrent alloc/free from several threads") {
   CHECK(s.chunks_released_total == s.chunks_mapped_total);
   CHECK_VALID(pages);
 }
+
+TEST_CASE("page allocator: for_each_block finds exactly the blocks of one owner and order") {
+  PageAllocator pages(mslab::test::steady_policy(8));
+  constexpr std::uint32_t kTag = 77, kOtherTag = 78;
+  std::set<void*> wanted;
+  std::vector<std::pair<void*, unsigned>> all;
+  for (int i = 0; i < 40; ++i) {
+    void* a = pages.alloc(1, BlockKind::kSlab, kTag);  // wanted
+    void* b = pages.alloc(1, BlockKind::kSlab, kOtherTag);
+    void* c = pages.alloc(0, BlockKind::kSlab, kTag);  // same owner, other order
+    void* d = pages.alloc(1, BlockKind::kRaw, kTag);   // same tag, other kind
+    REQUIRE((a && b && c && d));
+    wanted.insert(a);
+    all.insert(all.end(), {{a, 1}, {b, 1}, {c, 0}, {d, 1}});
+  }
+  // Free a few wanted ones: they must drop out.
+  for (int i = 0; i < 5; ++i) {
+    void* a = all[static_cast<std::size_t>(i) * 4].first;
+    pages.free(a, 1);
+    wanted.erase(a);
+  }
+  std::set<void*> seen;
+  std::pair<std::set<void*>*, int> ctx{&seen, 0};
+  pages.for_each_block(
+      detail::owner_tag(BlockKind::kSlab, kTag), 0, 1,
+      [](void* c, void* block) noexcept {
+        auto* x = static_cast<std::pair<std::set<void*>*, int>*>(c);
+        x->first->insert(block);
+        ++x->second;
+      },
+      &ctx);
+  CHECK(seen == wanted);
+  CHECK(static_cast<std::size_t>(ctx.second) == seen.size());  // each once
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i % 4 == 0 && i < 5 * 4) continue;  // freed above
+    pages.free(all[i].first, all[i].second);
+  }
+  CHECK(pages.validate());
+}

@@ -953,3 +953,102 @@ TEST_CASE("slab cache: out of memory gives nullptr and allocation recovers") {
   }
   os::inject_failure(-1);
 }
+
+// ---------------------------------------------------------------------------
+// The defragmenter's survey from dense metadata and isolation by address.
+
+TEST_CASE("slab cache: survey_detached lists exactly the detached slabs with their live counts") {
+  TestPages owner(mslab::test::steady_policy());
+  PageAllocator& pages = owner.get();
+  CacheHandle cache = make_cache("survey", 64, &pages);
+  CacheHandle other = make_cache("survey-other", 64, &pages);  // same pages, other tag
+  const std::size_t cap = capacity_of(*cache);
+  std::vector<void*> objs = alloc_n(*cache, 4 * cap);
+  std::vector<void*> theirs = alloc_n(*other, 2 * cap);
+  cache->flush_thread_cache();
+  other->flush_thread_cache();
+  SlabGroups g = group_by_slab(objs);
+  REQUIRE(g.order.size() == 4);
+  // Slab k keeps cap - k live objects (slab 3 keeps cap - 3).
+  std::map<Slab*, std::size_t> expected;
+  std::set<void*> freed;
+  for (std::size_t k = 0; k < g.order.size(); ++k) {
+    std::vector<void*>& in = g.objects[g.order[k]];
+    for (std::size_t i = 0; i < k; ++i) {
+      cache->free(in[i]);
+      freed.insert(in[i]);
+    }
+    expected[g.order[k]] = cap - k;
+  }
+  cache->flush_thread_cache();
+  // One slab isolated, and a slab this thread allocates from: neither is listed.
+  REQUIRE(cache->isolate(g.order[2]));
+  expected.erase(g.order[2]);
+  void* mine = cache->alloc();
+  REQUIRE(mine != nullptr);
+  Slab* active = detail::slab_of(mine);
+  std::map<Slab*, std::size_t> seen;
+  cache->survey_detached([&](Slab* s, std::size_t live) { CHECK(seen.emplace(s, live).second); });
+  if (expected.count(active) == 0) {  // a new slab: not in the survey at all
+    CHECK(seen.count(active) == 0);
+  } else {  // one of ours became active: no longer detached
+    expected.erase(active);
+  }
+  CHECK(seen == expected);
+  std::size_t others = 0;
+  other->survey_detached([&](Slab* s, std::size_t live) {
+    ++others;
+    CHECK(s->cache == other.get());
+    CHECK(live == cap);
+  });
+  CHECK(others == 2);
+
+  cache->free(mine);
+  CHECK_FALSE(cache->release_isolated(g.order[2]));  // not empty: back on the lists
+  for (void* p : objs)
+    if (freed.count(p) == 0) cache->free(p);
+  for (void* p : theirs) other->free(p);
+  cache->flush_thread_cache();
+  other->flush_thread_cache();
+  CHECK(cache->stats().live_objects == 0);
+  CHECK_VALID(*cache);
+}
+
+TEST_CASE("slab cache: isolate_listed isolates only still-detached slabs of the cache") {
+  TestPages owner(mslab::test::steady_policy());
+  PageAllocator& pages = owner.get();
+  CacheHandle cache = make_cache("listed", 64, &pages);
+  CacheHandle other = make_cache("listed-other", 64, &pages);
+  const std::size_t cap = capacity_of(*cache);
+  std::vector<void*> objs = alloc_n(*cache, 3 * cap);
+  std::vector<void*> theirs = alloc_n(*other, cap);
+  cache->flush_thread_cache();
+  other->flush_thread_cache();
+  SlabGroups g = group_by_slab(objs);
+  REQUIRE(g.order.size() == 3);
+  std::vector<std::uintptr_t> listed;
+  for (Slab* s : g.order) listed.push_back(addr(s));
+  listed.push_back(addr(detail::slab_of(theirs[0])));  // another cache's slab
+  listed.push_back(addr(g.order[0]) + 64);              // not a slab start
+  char on_stack[64];
+  listed.push_back(addr(on_stack) & ~std::uintptr_t{4095});  // not ours at all
+  std::array<Slab*, 8> out{};
+  // Room for one: stops there.
+  CHECK(cache->isolate_listed(listed, std::span<Slab*>(out.data(), 1)) == 1);
+  CHECK(out[0] == g.order[0]);
+  // The rest: the two other slabs of the cache, nothing else.
+  const std::size_t n = cache->isolate_listed(listed, out);
+  REQUIRE(n == 2);
+  CHECK(std::set<Slab*>(out.begin(), out.begin() + 2) == std::set<Slab*>{g.order[1], g.order[2]});
+  CHECK(cache->stats().slabs_isolated == 3);
+  CHECK(cache->isolate_listed(listed, out) == 0);  // all isolated already
+  CHECK(other->stats().slabs_isolated == 0);
+  for (Slab* s : g.order) CHECK_FALSE(cache->release_isolated(s));
+  CHECK(cache->stats().slabs_isolated == 0);
+  CHECK_VALID(*cache);
+  for (void* p : objs) cache->free(p);
+  for (void* p : theirs) other->free(p);
+  cache->flush_thread_cache();
+  other->flush_thread_cache();
+  CHECK_VALID(*cache);
+}
