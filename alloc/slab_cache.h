@@ -191,15 +191,6 @@ class SlabCache {
   /// Pages in one slab of this cache.
   std::size_t slab_pages() const noexcept { return std::size_t{1} << order_; }
 
-  /// Isolates, in one hold of the cache lock, every detached slab — partial,
-  /// full or empty; never an owned or an already isolated one — for which
-  /// `pred(const detail::Slab&)` is true, and writes them to `out` (it stops
-  /// when `out` is full). Returns how many were isolated. Walking and
-  /// isolating under one lock hold means no slab pointer goes stale between
-  /// the choice and the isolation. `pred` runs under the lock: it must not
-  /// call into this cache (allocated_objects() is fine).
-  template <class Pred>
-  std::size_t isolate_matching(Pred&& pred, std::span<detail::Slab*> out) noexcept;
 
   /// Mobility phase 1 hook (design §3): under the cache lock, lists the live
   /// objects of `slab` — isolated by this cache — into `buffer` and returns
@@ -405,22 +396,5 @@ void SlabCache::survey_detached(Fn&& fn) const noexcept {
       &ctx);
 }
 
-template <class Pred>
-std::size_t SlabCache::isolate_matching(Pred&& pred, std::span<detail::Slab*> out) noexcept {
-  std::lock_guard guard(lock_);
-  std::size_t n = 0;
-  auto visit = [&](SlabList& list) {
-    for (auto it = list.begin(); it != list.end() && n < out.size();) {
-      detail::Slab& s = *it++;  // advance first: isolation moves the slab to another list
-      if (!pred(static_cast<const detail::Slab&>(s))) continue;
-      isolate_locked(&s);
-      out[n++] = &s;
-    }
-  };
-  for (SlabList& list : partial_) visit(list);
-  visit(full_);
-  visit(empty_);
-  return n;
-}
 
 }  // namespace mslab
