@@ -371,22 +371,21 @@ bool Defragmenter::available(unsigned order) const noexcept {
 }
 
 double Defragmenter::fragmentation() noexcept {
-  // From the slab lists' free counts (O(slabs), no walk of the slots, so
-  // the cache locks are held briefly): slab bytes over live bytes of the
-  // detached slabs. Active slabs (one per thread and cache) are left out;
-  // frees still in thread buffers count as live.
+  // From the surveys' free counts (dense metadata only: no slab header, no
+  // cache lock — the background defragmenter asks every 500 ms): slab
+  // bytes over live bytes of the detached slabs. Slabs owned by threads are
+  // left out; frees still in thread buffers count as live.
   std::vector<CacheRef> refs;
   registry_.acquire_all(refs);
   std::size_t reserved = 0, live = 0;
   for (const CacheRef& ref : refs) {
     SlabCache& cache = ref->cache();
     if (&cache.page_allocator() != &pages_) continue;
-    cache.for_each_detached_slab(
-        [&](detail::Slab* s) {
-          reserved += order_bytes(s->order);
-          live += live_of(*s) * cache.object_size();
-        },
-        /*include_empty=*/true);
+    const std::size_t slab_bytes = cache.slab_pages() * kPageSize;
+    cache.survey_detached([&](detail::Slab*, std::size_t n) {
+      reserved += slab_bytes;
+      live += n * cache.object_size();
+    });
   }
   return live == 0 ? 0.0 : static_cast<double>(reserved) / static_cast<double>(live);
 }
