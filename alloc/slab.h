@@ -87,21 +87,13 @@ struct alignas(64) Slab {
   // --- immutable after creation
   SlabCache* cache;
   char* objects;  // slot 0
-  // The slab's remote-free word (XFree), pushed by any thread. It lives in
-  // the chunk descriptor's dense block_words (page_allocator.h), not in
-  // this header: slab headers all sit at the same offset of their pages, so
-  // a batch of frees into many slabs kept evicting each other's header
-  // lines (they share a few cache sets), while the dense words of
-  // neighbouring slabs share lines and stay cached. This pointer is for
-  // code that reads the header anyway (the owner, the cache lock's
-  // holders); xfree_without_header() finds the word from the chunk table.
-  std::atomic<std::uint64_t>* xfree_word;
   std::uint32_t stride;
   std::uint16_t capacity;
   std::uint8_t order;
 
   // --- guarded by the cache lock
   SlabList list;
+  std::uint8_t bucket;  // partial: occupancy bucket it is filed under
   ListHook hook;
 
   // --- owner thread (token of its ThreadHeap; 0 when detached). Written
@@ -115,15 +107,14 @@ struct alignas(64) Slab {
   std::uint16_t local_head;
   std::uint16_t local_free;
 
-  // --- guarded by the cache lock
-  std::uint8_t bucket;  // partial: occupancy bucket it is filed under
-
-  [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree() const noexcept { return *xfree_word; }
-  /// The same word found without reading this header (for a flush of
-  /// frees into many slabs, where the header line would be a cache miss).
-  [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree_without_header() const noexcept {
-    return block_word_of(this);
-  }
+  /// The slab's remote-free word (XFree), pushed by any thread. It lives in
+  /// the chunk descriptor's dense block_words (page_allocator.h), not in
+  /// this header: slab headers all sit at the same offset of their pages,
+  /// so a batch of frees into many slabs kept evicting each other's header
+  /// lines (they share a few cache sets), while the dense words of
+  /// neighbouring slabs share lines and stay cached. Found through the
+  /// chunk table, so reaching it never reads this header.
+  [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree() const noexcept { return block_word_of(this); }
   /// Where the remote-free word of the slab starting at `block` lives.
   [[gnu::always_inline]] static std::atomic<std::uint64_t>& block_word_of(const void* block) noexcept {
     const auto addr = reinterpret_cast<std::uintptr_t>(block);

@@ -139,7 +139,6 @@ Slab* SlabCache::new_slab() noexcept {
   s->stride = stride_;
   s->capacity = capacity_;
   s->order = order_;
-  s->xfree_word = &Slab::block_word_of(block);
   s->list = detail::SlabList::kNone;
   // All slots on the local list, in address order.
   for (std::uint16_t i = 0; i < capacity_; ++i) {
@@ -507,7 +506,7 @@ MSLAB_ALWAYS_INLINE void SlabCache::push_locked(Slab* s, std::uint16_t head, std
   // The xfree word says whether the slab is detached (its flag changes only
   // under the lock we hold), so the owner word — on the header's first line,
   // a second cache miss per random free — is read only for owned slabs.
-  std::atomic<std::uint64_t>& xfree = s->xfree_without_header();
+  std::atomic<std::uint64_t>& xfree = s->xfree();
   const std::uint64_t w = xfree.load(std::memory_order_relaxed);
   if (MSLAB_UNLIKELY(!(w & XFree::kDetached))) return push_owned_locked(s, head, tail, n, token, w);
   // Detached: its xfree only changes under the lock we hold.
@@ -789,7 +788,6 @@ bool SlabCache::validate() const noexcept {
     if (s.cache != this) return fail(&s, "slab on a list of another cache");
     if (s.list != want) return fail(&s, "slab list tag does not match its list");
     if (s.owner.load(std::memory_order_relaxed) != 0) return fail(&s, "detached slab has an owner");
-    if (s.xfree_word != &Slab::block_word_of(&s)) return fail(&s, "slab's xfree pointer is not its block word");
     const std::uint64_t w = s.xfree().load(std::memory_order_acquire);
     if (!(w & XFree::kDetached)) return fail(&s, "detached slab lacks the detached flag");
     if (((w & XFree::kIsolated) != 0) != (want == detail::SlabList::kIsolated))
