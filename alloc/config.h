@@ -8,6 +8,9 @@
 //                                 walks; CI's sanitizer builds use it.
 //   MSLAB_MAX_CACHES    caches that may exist at once (each owns a slot in
 //                       every thread's cache table). Default 4096.
+//   MSLAB_ARENA_SHIFT   log2 of the chunk arena's size (alloc/arena.h), the
+//                       bound on all page-allocator memory. Default 38
+//                       (256 GiB of address space), 34 … 44.
 #pragma once
 
 #ifndef MSLAB_CHECK_LEVEL
@@ -16,6 +19,10 @@
 
 #ifndef MSLAB_MAX_CACHES
 #define MSLAB_MAX_CACHES 4096
+#endif
+
+#ifndef MSLAB_ARENA_SHIFT
+#define MSLAB_ARENA_SHIFT 38
 #endif
 
 // Which sanitizer the build runs under (g++ defines __SANITIZE_*__, clang

@@ -1,5 +1,5 @@
 // Fork handlers (fork.h): lock order as in thread_heap.cpp and
-// slab_cache.cpp — registry, caches, page allocator, metadata pool.
+// slab_cache.cpp — registry, caches, page allocator, arena, metadata pool.
 #include "alloc/fork.h"
 
 #include <pthread.h>
@@ -15,6 +15,7 @@ namespace {
 
 void unlock_all() noexcept {
   detail::meta_lock_for_fork(false);
+  detail::arena_lock_for_fork(false);
   PageAllocator::global().lock_for_fork(false);
   detail::lock_caches_for_fork(false);
 }
@@ -24,6 +25,7 @@ void unlock_all() noexcept {
 void fork_prepare() noexcept {
   detail::lock_caches_for_fork(true);
   PageAllocator::global().lock_for_fork(true);
+  detail::arena_lock_for_fork(true);
   detail::meta_lock_for_fork(true);
 }
 

@@ -15,7 +15,7 @@ namespace {
 
 constexpr std::size_t kRegionSize = std::size_t{1} << 20;
 // Larger records get their own mapping, unmapped when freed: a chunk
-// descriptor (22 KiB) is one, so a page allocator that unmaps chunks leaves
+// descriptor (16 KiB and a few words) is one, so a page allocator that unmaps chunks leaves
 // nothing of theirs resident (a pooled record keeps its first and last
 // pages when freed).
 constexpr std::size_t kMaxPooled = 16 * 1024;
@@ -84,7 +84,7 @@ void meta_free(void* ptr, std::size_t size) noexcept {
     pool().mapped.fetch_sub(round_to_pages(size), std::memory_order_relaxed);
     return;
   }
-  // A pooled record spanning whole pages (a chunk descriptor is 22 KiB)
+  // A pooled record spanning whole pages (a chunk descriptor is 16 KiB and a few words)
   // gives them back to the OS: a page allocator that unmaps most of its
   // chunks must not keep their descriptors resident. The first page keeps
   // the free-list link; meta_alloc() zeroes a reused record anyway.

@@ -118,23 +118,23 @@ class PageAllocatorImpl {
 
 ChunkDesc* PageAllocatorImpl::map_chunk() noexcept {
   if (policy_.max_chunks != 0 && chunks_.size() >= policy_.max_chunks) return nullptr;
-  auto* base = static_cast<char*>(os::reserve_aligned(kChunkSize, kChunkSize));
+  char* base = arena_take_chunk();
   if (base == nullptr) return nullptr;
+  if (!os::charge(kChunkSize)) {
+    arena_give_back_chunk(base);
+    return nullptr;
+  }
   auto* chunk = static_cast<ChunkDesc*>(meta_alloc(sizeof(ChunkDesc)));
   if (chunk == nullptr) {
-    os::release(base, kChunkSize);
+    os::uncharge(kChunkSize);
+    arena_give_back_chunk(base);
     return nullptr;
   }
   new (chunk) ChunkDesc{};
   chunk->base = base;
   chunk->owner = this;
   chunk->free_pages = kPagesPerChunk;
-  if (!chunk_map_set(base, chunk)) {
-    chunk->~ChunkDesc();
-    meta_free(chunk, sizeof(ChunkDesc));
-    os::release(base, kChunkSize);
-    return nullptr;
-  }
+  arena_publish(base, chunk);
   chunks_.push_back(*chunk);
   ++mapped_total_;
   // Fresh memory is not resident yet: it is clean, not dirty.
@@ -144,8 +144,9 @@ ChunkDesc* PageAllocatorImpl::map_chunk() noexcept {
 
 void PageAllocatorImpl::unmap_chunk(ChunkDesc* chunk) noexcept {
   if (chunk->excluded != 0) --excluded_chunks_;
-  chunk_map_set(chunk->base, nullptr);
-  os::release(chunk->base, kChunkSize);
+  arena_publish(chunk->base, nullptr);
+  arena_give_back_chunk(chunk->base);
+  os::uncharge(kChunkSize);
   chunk->~ChunkDesc();
   meta_free(chunk, sizeof(ChunkDesc));
   ++released_total_;
@@ -175,11 +176,11 @@ void PageAllocatorImpl::mark_used(ChunkDesc* chunk, std::size_t index, unsigned 
     page.block = block;
     page.kind = kind;
     page.tag = tag;
-    chunk->owner_tags[index + i].store(owner_tag(kind, tag), std::memory_order_relaxed);
+    page_tags(block)[i].store(owner_tag(kind, tag), std::memory_order_relaxed);
     page.state = i == 0 ? PageState::kUsedHead : PageState::kUsedInside;
   }
   chunk->pages[index].order = static_cast<std::uint8_t>(order);
-  chunk->block_words[index].store(0, std::memory_order_relaxed);
+  block_word(block).store(0, std::memory_order_relaxed);
   chunk->free_pages -= static_cast<std::uint32_t>(pages);
   bytes_in_use_ += order_bytes(order);
 }
@@ -263,7 +264,7 @@ void PageAllocatorImpl::for_each_block(std::uint32_t owner, std::uint32_t ignore
   // positions finds each matching block once, from dense metadata only.
   for (const ChunkDesc& chunk : chunks_)
     for (std::size_t i = 0; i < kPagesPerChunk; i += std::size_t{1} << order)
-      if ((chunk.owner_tags[i].load(std::memory_order_relaxed) & ~ignore) == owner &&
+      if ((page_tags(chunk.base)[i].load(std::memory_order_relaxed) & ~ignore) == owner &&
           chunk.pages[i].state == PageState::kUsedHead && chunk.pages[i].order == order)
         fn(ctx, chunk.base + (i << kPageShift));
 }
@@ -314,7 +315,7 @@ void PageAllocatorImpl::free(void* block, unsigned order) noexcept {
   for (std::size_t i = 0; i < pages; ++i) {
     chunk->pages[index + i].state = PageState::kFreeInside;
     chunk->pages[index + i].kind = BlockKind::kNone;  // slab_of() relies on it
-    chunk->owner_tags[index + i].store(0, std::memory_order_relaxed);
+    page_tags(block)[i].store(0, std::memory_order_relaxed);
     chunk->pages[index + i].block = nullptr;
   }
   chunk->free_pages += static_cast<std::uint32_t>(pages);

@@ -8,7 +8,7 @@
 //   free_pages(chunk) == sum of 2^order over the free blocks in the chunk
 //   no two free buddies of the same order exist (they would have merged)
 //   purged_pages(chunk) == pages of the chunk whose kPurged flag is set
-// Depends on: platform, chunk_map, meta_pool, error.
+// Depends on: platform, arena, meta_pool, error.
 #pragma once
 
 #include <boost/intrusive/list.hpp>
@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "alloc/chunk_map.h"
+#include "alloc/arena.h"
 
 namespace mslab {
 
@@ -72,11 +72,6 @@ inline constexpr std::uint32_t kOwnerHintMask = std::uint32_t{0x7FF} << kOwnerHi
 
 struct ChunkDesc {
   PageDesc pages[kPagesPerChunk];
-  std::atomic<std::uint32_t> owner_tags[kPagesPerChunk];  // owner_tag() of each used page (+ hint), 0 when free
-  // One word for the user of the block starting at each page, never read by
-  // the page allocator: dense metadata for the block's owner (slabs keep
-  // their remote-free word here, slab.h). Zeroed when the block is allocated.
-  std::atomic<std::uint64_t> block_words[kPagesPerChunk];
   ListHook chunk_hook;  // the owner's list of chunks
   char* base;
   PageAllocatorImpl* owner;
@@ -85,24 +80,21 @@ struct ChunkDesc {
   std::uint32_t excluded;      // exclude_chunk() holds: no block is allocated from it while > 0
 };
 
-/// owner_tag() of the page holding `p`; 0 if it is free or not ours.
+/// owner_tag() of the page holding `p` (with, on a slab's page, its owner
+/// hint); 0 if the page is free or not ours. The tags are a flat map in the
+/// arena (arena.h), 4 bytes a page. Lock-free; any thread; any pointer.
 [[gnu::always_inline]] inline std::uint32_t owner_tag_of(const void* p) noexcept {
-  ChunkDesc* chunk = chunk_of(p);
-  if (chunk == nullptr) return 0;
-  const auto offset = reinterpret_cast<std::uintptr_t>(p) & (kChunkSize - 1);
-  return chunk->owner_tags[offset >> kPageShift].load(std::memory_order_relaxed);
+  if (!in_arena(p)) return 0;
+  return page_tags(p)->load(std::memory_order_relaxed);
 }
 
 /// Sets the owner hint (`hint` = thread number << kOwnerHintShift, or 0)
 /// on every page of the slab block at `block` of `order` pages. For the
 /// block's slab cache only, under its lock; frees read the tags meanwhile.
 inline void set_owner_hint(const void* block, unsigned order, std::uint32_t hint) noexcept {
-  ChunkDesc* chunk = chunk_of(block);
-  const std::size_t first = (reinterpret_cast<std::uintptr_t>(block) & (kChunkSize - 1)) >> kPageShift;
-  for (std::size_t i = first; i < first + (std::size_t{1} << order); ++i) {
-    std::atomic<std::uint32_t>& t = chunk->owner_tags[i];
-    t.store((t.load(std::memory_order_relaxed) & ~kOwnerHintMask) | hint, std::memory_order_relaxed);
-  }
+  std::atomic<std::uint32_t>* tags = page_tags(block);
+  for (std::size_t i = 0; i < (std::size_t{1} << order); ++i)
+    tags[i].store((tags[i].load(std::memory_order_relaxed) & ~kOwnerHintMask) | hint, std::memory_order_relaxed);
 }
 
 /// The descriptor of the page holding `p`, or nullptr if mslab does not own

@@ -46,9 +46,21 @@ std::size_t resident_in(const void* addr, std::size_t size) noexcept;
 void* map_metadata(std::size_t size) noexcept;
 void unmap_metadata(void* addr, std::size_t size) noexcept;
 
-/// Maps a large zero-filled range whose pages are only backed once written
-/// (MAP_NORESERVE): used for the address → chunk table. nullptr on failure.
-void* map_sparse(std::size_t size) noexcept;
+/// Maps a large zero-filled range, aligned to `alignment` (a power of two,
+/// >= page_size()), whose pages are only backed once written
+/// (MAP_NORESERVE): the chunk arena and its maps. Address space only: not
+/// counted against the reservation limit (the arena counts its chunks with
+/// charge()) and not subject to the failure plan. nullptr on failure.
+void* map_sparse(std::size_t size, std::size_t alignment = 4096) noexcept;
+
+/// Counts `size` bytes of memory taken inside a sparse mapping against the
+/// reservation limit, as reserve_aligned() does for its mappings, and
+/// consumes a step of the failure plan. False (nothing counted) when the
+/// limit would be exceeded or a failure was injected.
+bool charge(std::size_t size) noexcept;
+
+/// Undoes charge() for `size` bytes.
+void uncharge(std::size_t size) noexcept;
 
 /// Resident set size of this process in bytes (from /proc/self/statm); 0 if
 /// it cannot be read.

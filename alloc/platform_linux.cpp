@@ -39,29 +39,13 @@ void* map_anonymous(std::size_t size, int extra_flags) noexcept {
   return p == MAP_FAILED ? nullptr : p;
 }
 
-}  // namespace
-
-std::size_t page_size() noexcept {
-  static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  return size;
-}
-
-void* reserve_aligned(std::size_t size, std::size_t alignment) noexcept {
-  if (injected_failure()) return nullptr;
-  const std::size_t limit = g_limit.load(std::memory_order_relaxed);
-  const std::size_t before = g_reserved.fetch_add(size, std::memory_order_relaxed);
-  if (limit != 0 && before + size > limit) {
-    g_reserved.fetch_sub(size, std::memory_order_relaxed);
-    return nullptr;
-  }
-  // Over-reserve by alignment - page and trim both ends: the kernel gives
-  // page alignment only.
+// Maps `size` bytes aligned to `alignment`: over-maps by alignment - page
+// and trims both ends, since the kernel gives page alignment only.
+void* map_aligned(std::size_t size, std::size_t alignment, int extra_flags) noexcept {
+  if (alignment <= page_size()) return map_anonymous(size, extra_flags);
   const std::size_t span = size + alignment - page_size();
-  auto* raw = static_cast<char*>(map_anonymous(span, 0));
-  if (raw == nullptr) {
-    g_reserved.fetch_sub(size, std::memory_order_relaxed);
-    return nullptr;
-  }
+  auto* raw = static_cast<char*>(map_anonymous(span, extra_flags));
+  if (raw == nullptr) return nullptr;
   const auto addr = reinterpret_cast<std::uintptr_t>(raw);
   auto* aligned = reinterpret_cast<char*>((addr + alignment - 1) & ~(alignment - 1));
   if (aligned > raw) ::munmap(raw, static_cast<std::size_t>(aligned - raw));
@@ -70,9 +54,36 @@ void* reserve_aligned(std::size_t size, std::size_t alignment) noexcept {
   return aligned;
 }
 
+}  // namespace
+
+std::size_t page_size() noexcept {
+  static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+bool charge(std::size_t size) noexcept {
+  if (injected_failure()) return false;
+  const std::size_t limit = g_limit.load(std::memory_order_relaxed);
+  const std::size_t before = g_reserved.fetch_add(size, std::memory_order_relaxed);
+  if (limit != 0 && before + size > limit) {
+    g_reserved.fetch_sub(size, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void uncharge(std::size_t size) noexcept { g_reserved.fetch_sub(size, std::memory_order_relaxed); }
+
+void* reserve_aligned(std::size_t size, std::size_t alignment) noexcept {
+  if (!charge(size)) return nullptr;
+  void* p = map_aligned(size, alignment, 0);
+  if (p == nullptr) uncharge(size);
+  return p;
+}
+
 void release(void* addr, std::size_t size) noexcept {
   ::munmap(addr, size);
-  g_reserved.fetch_sub(size, std::memory_order_relaxed);
+  uncharge(size);
 }
 
 void* resize(void* addr, std::size_t old_size, std::size_t new_size) noexcept {
@@ -124,7 +135,9 @@ void* map_metadata(std::size_t size) noexcept {
 
 void unmap_metadata(void* addr, std::size_t size) noexcept { ::munmap(addr, size); }
 
-void* map_sparse(std::size_t size) noexcept { return map_anonymous(size, MAP_NORESERVE); }
+void* map_sparse(std::size_t size, std::size_t alignment) noexcept {
+  return map_aligned(size, alignment, MAP_NORESERVE);
+}
 
 std::size_t resident_bytes() noexcept {
   // statm: size resident shared text lib data dt (in pages). Read with plain

@@ -108,18 +108,12 @@ struct alignas(64) Slab {
   std::uint16_t local_free;
 
   /// The slab's remote-free word (XFree), pushed by any thread. It lives in
-  /// the chunk descriptor's dense block_words (page_allocator.h), not in
-  /// this header: slab headers all sit at the same offset of their pages,
-  /// so a batch of frees into many slabs kept evicting each other's header
-  /// lines (they share a few cache sets), while the dense words of
-  /// neighbouring slabs share lines and stay cached. Found through the
-  /// chunk table, so reaching it never reads this header.
-  [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree() const noexcept { return block_word_of(this); }
-  /// Where the remote-free word of the slab starting at `block` lives.
-  [[gnu::always_inline]] static std::atomic<std::uint64_t>& block_word_of(const void* block) noexcept {
-    const auto addr = reinterpret_cast<std::uintptr_t>(block);
-    return chunk_of_block(block)->block_words[(addr & (kChunkSize - 1)) >> kPageShift];
-  }
+  /// the arena's dense block words (arena.h), not in this header: slab
+  /// headers all sit at the same offset of their pages, so a batch of frees
+  /// into many slabs kept evicting each other's header lines (they share a
+  /// few cache sets), while the dense words of neighbouring slabs share
+  /// lines and stay cached. Reaching it never reads this header.
+  [[gnu::always_inline]] std::atomic<std::uint64_t>& xfree() const noexcept { return block_word(this); }
 
   // Through an integer, not `this + 1`: the slots lie beyond the header
   // object, and the compiler's array-bounds analysis must not object.

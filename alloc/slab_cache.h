@@ -387,7 +387,7 @@ void SlabCache::survey_detached(Fn&& fn) const noexcept {
       [](void* c, void* block) noexcept {
         const Ctx& x = *static_cast<const Ctx*>(c);
         // 0 until the slab is made (the page allocator zeroes it): skipped.
-        const std::uint64_t w = detail::Slab::block_word_of(block).load(std::memory_order_acquire);
+        const std::uint64_t w = detail::block_word(block).load(std::memory_order_acquire);
         if (!(w & detail::XFree::kDetached) || (w & detail::XFree::kIsolated)) return;
         const std::uint32_t free_count = detail::XFree::count(w);
         if (free_count > x.capacity) return;

@@ -103,7 +103,7 @@ void free_slow(void* p) noexcept;
 inline SlabCache* class_cache_of_tag(std::uint32_t owner) noexcept {
   const std::uint32_t t = slab_tag_index(owner);
   if (t > MSLAB_MAX_CACHES || g_tag_class[t].capacity == 0) return nullptr;
-  return g_class_cache[g_tag_class[t].cls].load(std::memory_order_acquire);
+  return g_class_cache[g_tag_class[t].cls_code ^ kNoClass].load(std::memory_order_acquire);
 }
 
 }  // namespace detail
@@ -129,7 +129,7 @@ MSLAB_ALWAYS_INLINE void* malloc(std::size_t size) noexcept {
 
 MSLAB_ALWAYS_INLINE void free(void* p) noexcept {
   unsigned c;
-  if (MSLAB_LIKELY(detail::small_object_class(p, &c)) && detail::kTCacheEnabled) return detail::tcache_free(p, c);
+  if (MSLAB_LIKELY(detail::free_class(p, &c)) && detail::kTCacheEnabled) return detail::tcache_free(p, c);
   detail::free_slow(p);
 }
 

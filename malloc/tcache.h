@@ -50,13 +50,18 @@ inline constexpr std::array<std::uint16_t, kClasses + 1> kTCacheOffset = [] {
   return off;
 }();
 
+// The class the free path gives a slab tag that is not a malloc class's:
+// its bin never has room, so such a pointer reaches the slow path (and its
+// report) before anything is written to it.
+inline constexpr unsigned kNoClass = kClasses;
+
 struct TCache {
   struct Bin {
     void** slots;         // this class's part of `storage`
     std::uint32_t count;  // objects on the stack
-    std::uint32_t max;    // 0 in the placeholder caches: nothing is ever pushed
+    std::uint32_t max;    // 0 in the placeholder caches and for kNoClass: nothing is ever pushed
   };
-  Bin bins[kClasses];
+  Bin bins[kClasses + 1];
   void* storage[kTCacheOffset[kClasses]];
 };
 
@@ -71,7 +76,7 @@ struct alignas(32) TagClass {
   std::uint32_t offset_mask;     // slab bytes - 1 (slabs are aligned to their size)
   std::uint32_t objects_offset;  // of slot 0 from the slab start
   std::uint32_t capacity;        // objects per slab; 0: not a malloc class
-  std::uint32_t cls;             // the class
+  std::uint32_t cls_code;        // the class ^ kNoClass: a zeroed entry reads kNoClass
 };
 static_assert(sizeof(TagClass) == 32);
 
@@ -91,8 +96,26 @@ MSLAB_ALWAYS_INLINE bool small_object_class(const void* p, unsigned* cls) noexce
   if (MSLAB_UNLIKELY(t > MSLAB_MAX_CACHES)) return false;
   const TagClass& info = g_tag_class[t];
   const std::uint64_t offset = (reinterpret_cast<std::uintptr_t>(p) & info.offset_mask) - std::uint64_t{info.objects_offset};
-  *cls = info.cls;
+  *cls = info.cls_code ^ kNoClass;
   return info.divisor.index(offset) < info.capacity;
+}
+
+/// The free path's test: false when `p` is not in a slab's page, or not
+/// 16-byte aligned (every object start is); else true with `*cls` set to
+/// the class, or to kNoClass for another cache's slab (tcache_free() sends
+/// that on to the slow path). With full checks (MSLAB_CHECK_LEVEL=2) it is
+/// small_object_class(): exactly the start of an object. The cheap level
+/// leaves out the start-of-object division, the largest part of a free's
+/// cost beyond mimalloc's (docs/design.md §4.7): a 16-byte aligned pointer
+/// inside an object passes and is reported only if it reaches the class
+/// cache (a stack's flush) before malloc hands it out again. Foreign
+/// pointers and double frees are found exactly at every level.
+MSLAB_ALWAYS_INLINE bool free_class(const void* p, unsigned* cls) noexcept {
+  if constexpr (kFullChecks) return small_object_class(p, cls);
+  const std::uint32_t t = slab_tag_index(owner_tag_of(p));
+  if (MSLAB_UNLIKELY(t > MSLAB_MAX_CACHES)) return false;
+  *cls = g_tag_class[t].cls_code ^ kNoClass;
+  return (reinterpret_cast<std::uintptr_t>(p) & 15) == 0;
 }
 
 // This thread's stacks. Starts as a placeholder with every max = 0 (the
@@ -104,8 +127,10 @@ extern constinit thread_local TCache* tl_tcache __attribute__((tls_model("initia
 /// (called when the cache is created, before it is published).
 void tcache_register_class(unsigned c, std::uint32_t tag) noexcept;
 
-/// A push that found no room: creates this thread's stacks, or frees the
-/// older half of a full one; then pushes `p` or frees it to the cache.
+/// A push that found no room: sends a kNoClass pointer to free_slow();
+/// else creates this thread's stacks, or frees the older half of a full
+/// one; then checks `p` for a double free and pushes it, or frees it to the
+/// cache.
 void tcache_push_slow(void* p, unsigned c) noexcept;
 
 /// The stack of class `c` is empty: refills it with a batch from the
@@ -129,15 +154,17 @@ MSLAB_ALWAYS_INLINE void* tcache_pop(unsigned c) noexcept {
   return p;
 }
 
-/// Frees `p`, the start of an object of class `c` (small_object_class).
+/// Frees `p`, an object of class `c`, or a pointer of class kNoClass
+/// (free_class()). The object's first word is read and written only once
+/// the class is known to be a malloc class's.
 MSLAB_ALWAYS_INLINE void tcache_free(void* p, unsigned c) noexcept {
-  if constexpr (kCheapChecks) {
-    auto* word = static_cast<std::uint64_t*>(p);
-    if (MSLAB_UNLIKELY(*word == g_tcache_key)) return tcache_double_free(p);
-    *word = g_tcache_key;
-  }
   TCache::Bin& bin = tl_tcache->bins[c];
   if (MSLAB_LIKELY(bin.count < bin.max)) {
+    if constexpr (kCheapChecks) {
+      auto* word = static_cast<std::uint64_t*>(p);
+      if (MSLAB_UNLIKELY(*word == g_tcache_key)) return tcache_double_free(p);
+      *word = g_tcache_key;
+    }
     bin.slots[bin.count++] = p;
     return;
   }
