@@ -44,6 +44,8 @@ CacheError validate_options(const CacheOptions& o, std::size_t* align) noexcept 
   if (a == 0) a = o.object_size % 16 == 0 ? 16 : 8;
   if (!is_power_of_two(a)) return {ErrorCode::kInvalidArgument, "alignment is not a power of two"};
   if (a > kMaxObjectAlign) return {ErrorCode::kInvalidArgument, "alignment above 4096"};
+  if (o.reserved_id != kAnyCacheId && o.reserved_id >= kReservedCacheIds)
+    return {ErrorCode::kInvalidArgument, "reserved cache id out of range"};
   *align = a;
   return {ErrorCode::kInvalidArgument, nullptr};
 }
@@ -80,9 +82,10 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
   cache->ctor_arg_ = options.ctor_arg;
   cache->empty_reserve_ = options.empty_reserve;
   cache->pages_ = options.pages != nullptr ? options.pages : &PageAllocator::global();
-  if (!detail::register_cache(cache, &cache->id_, &cache->serial_)) {
+  if (!detail::register_cache(cache, options.reserved_id, &cache->id_, &cache->serial_)) {
     cache->~SlabCache();
     detail::meta_free(cache, sizeof(SlabCache));
+    if (options.reserved_id != kAnyCacheId) return fail({ErrorCode::kInvalidArgument, "reserved cache id in use"});
     return fail({ErrorCode::kOutOfMemory, "too many caches (MSLAB_MAX_CACHES)"});
   }
   cache->tag_ = cache->id_ + 1;

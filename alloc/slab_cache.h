@@ -43,6 +43,11 @@ inline constexpr std::size_t kMaxCacheName = 31;
 inline constexpr unsigned kPartialBuckets = 8;     // occupancy classes of partial slabs
 inline constexpr unsigned kOccupancyBins = 11;     // stats histogram: 0 %, (0,10] … (90,100] %
 
+/// Cache ids below this are given only on request (CacheOptions::reserved_id).
+inline constexpr std::uint32_t kReservedCacheIds = 64;
+inline constexpr std::uint32_t kAnyCacheId = ~std::uint32_t{0};
+static_assert(kReservedCacheIds < MSLAB_MAX_CACHES);
+
 struct CacheOptions {
   const char* name = "";          // copied, at most kMaxCacheName characters kept
   std::size_t object_size = 0;    // 1 … kMaxObjectSize
@@ -52,6 +57,12 @@ struct CacheOptions {
   std::size_t empty_reserve = 1;  // empty slabs kept for reuse
   unsigned slab_waste = 0;        // slab waste at most 1/slab_waste (slab_geometry.h); 0 = 8
   PageAllocator* pages = nullptr; // nullptr: PageAllocator::global()
+  // For mslab's own layers: the cache takes this id, one of the first
+  // kReservedCacheIds that other caches never get, so that its pages' tag
+  // (id + 1) is known in advance (the general allocator's size classes:
+  // its free learns the class from the tag with no table). kAnyCacheId:
+  // the lowest free id above the reserved ones.
+  std::uint32_t reserved_id = kAnyCacheId;
 };
 
 struct CacheError {

@@ -105,10 +105,11 @@ pthread_key_t exit_key() noexcept {
 
 }  // namespace
 
-bool register_cache(SlabCache* cache, std::uint32_t* id, std::uint64_t* serial) noexcept {
+bool register_cache(SlabCache* cache, std::uint32_t requested, std::uint32_t* id, std::uint64_t* serial) noexcept {
   Registry& r = registry();
   std::lock_guard guard(r.lock);
-  for (std::uint32_t i = 0; i < MSLAB_MAX_CACHES; ++i) {
+  const bool any = requested == kAnyCacheId;
+  for (std::uint32_t i = any ? kReservedCacheIds : requested; i < (any ? MSLAB_MAX_CACHES : requested + 1); ++i) {
     if (r.caches[i] != nullptr) continue;
     r.caches[i] = cache;
     r.serials[i] = r.next_serial++;

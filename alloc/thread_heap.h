@@ -110,9 +110,11 @@ void flush_heap(ThreadHeap* heap, bool release = false) noexcept;
 /// releases them in reverse. Called around fork() only.
 void lock_caches_for_fork(bool lock) noexcept;
 
-// Cache ids. register_cache() returns an id < MSLAB_MAX_CACHES and the serial
-// to record in heap entries, or false when every id is taken.
-bool register_cache(SlabCache* cache, std::uint32_t* id, std::uint64_t* serial) noexcept;
+// Cache ids. register_cache() gives `requested` (a reserved id, below
+// kReservedCacheIds) or, for kAnyCacheId, the lowest free id above the
+// reserved ones, and the serial to record in heap entries; false when that
+// id is taken or every id is.
+bool register_cache(SlabCache* cache, std::uint32_t requested, std::uint32_t* id, std::uint64_t* serial) noexcept;
 void unregister_cache(std::uint32_t id) noexcept;
 
 }  // namespace mslab::detail

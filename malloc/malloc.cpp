@@ -107,16 +107,10 @@ SlabCache* class_cache(unsigned c) noexcept {
       options.name = name;
       options.object_size = kClassSize[c];
       options.align = class_align(c);
+      options.reserved_id = kFirstClassCacheId + c;  // the free path reads the class off the page tag
       cache = SlabCache::create(options);
       if (cache != nullptr) {
-        // Our tag is id + 1: find it from the owner tag of a first object.
-        void* probe = cache->alloc_direct();
-        if (probe == nullptr) {
-          cache->destroy();
-          return nullptr;
-        }
-        tcache_register_class(c, slab_tag_index(owner_tag_of(probe)));
-        cache->free(probe);
+        tcache_register_class(c);
         g_class_cache[c].store(cache, std::memory_order_release);
       }
     }

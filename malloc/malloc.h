@@ -89,7 +89,8 @@ std::size_t trim() noexcept;
 namespace detail {
 
 // One cache per class, created on first use (nullptr until then), written
-// once under the init lock after its TagClass entry (tcache.h).
+// once under the init lock after its ClassGeometry entry (tcache.h), with
+// the reserved cache id kFirstClassCacheId + c.
 extern constinit std::atomic<SlabCache*> g_class_cache[kClasses];
 
 void* malloc_slow(std::size_t size) noexcept;
@@ -101,9 +102,8 @@ void free_slow(void* p) noexcept;
 /// The class cache whose slabs carry owner tag `owner` (any hint), or
 /// nullptr when `owner` is not a malloc class's slab tag. Slow paths only.
 inline SlabCache* class_cache_of_tag(std::uint32_t owner) noexcept {
-  const std::uint32_t t = slab_tag_index(owner);
-  if (t > MSLAB_MAX_CACHES || g_tag_class[t].capacity == 0) return nullptr;
-  return g_class_cache[g_tag_class[t].cls_code ^ kNoClass].load(std::memory_order_acquire);
+  const std::uint32_t c = class_of_tag(owner);
+  return c < kClasses ? g_class_cache[c].load(std::memory_order_acquire) : nullptr;
 }
 
 }  // namespace detail

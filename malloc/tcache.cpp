@@ -65,7 +65,6 @@ TCache* create() noexcept {
     tc->bins[c].slots = &tc->storage[kTCacheOffset[c]];
     tc->bins[c].max = tcache_depth(c);
   }
-  tc->bins[kNoClass] = {};
   tl_tcache = tc;
   pthread_setspecific(g_exit_key, tc);
   return tc;
@@ -81,30 +80,27 @@ std::uint64_t make_key() noexcept {
 
 }  // namespace
 
-TagClass g_tag_class[MSLAB_MAX_CACHES + 1];
+ClassGeometry g_class_geometry[kClasses];
 std::uint64_t g_tcache_key = 0;
 constinit thread_local TCache* tl_tcache __attribute__((tls_model("initial-exec"))) = &g_placeholder_initial;
 
-void tcache_register_class(unsigned c, std::uint32_t tag) noexcept {
+void tcache_register_class(unsigned c) noexcept {
   if (g_tcache_key == 0) g_tcache_key = make_key();
   const SlabGeometry g = compute_slab_geometry(kClassSize[c], class_align(c));
-  TagClass& info = g_tag_class[tag];
+  ClassGeometry& info = g_class_geometry[c];
   info.divisor = ExactDivisor(g.stride);
   info.offset_mask = static_cast<std::uint32_t>(order_bytes(g.order) - 1);
   info.objects_offset = static_cast<std::uint32_t>(g.objects_offset);
-  info.cls_code = c ^ kNoClass;
   info.capacity = static_cast<std::uint32_t>(g.capacity);
 }
 
 void tcache_push_slow(void* p, unsigned c) noexcept {
-  if (c == kNoClass) return free_slow(p);  // another cache's slab: reported there
-  auto* word = static_cast<std::uint64_t*>(p);
-  // On some thread's stack already? (Its slot in the class cache says
-  // "allocated" meanwhile, so the cache could not tell.)
-  if (kCheapChecks && *word == g_tcache_key) return tcache_double_free(p);
   TCache* tc = tl_tcache;
   if (tc == &g_placeholder_initial) tc = create();
-  if (tc == nullptr || is_placeholder(tc)) return g_class_cache[c].load(std::memory_order_acquire)->free(p);
+  if (tc == nullptr || is_placeholder(tc)) {
+    if constexpr (kCheapChecks) *static_cast<std::uint64_t*>(p) = 0;
+    return g_class_cache[c].load(std::memory_order_acquire)->free(p);
+  }
   TCache::Bin& bin = tc->bins[c];
   if (bin.count == bin.max) {
     // Free the older half (the colder objects); the newer half moves down.
@@ -113,7 +109,6 @@ void tcache_push_slow(void* p, unsigned c) noexcept {
     std::memmove(bin.slots, bin.slots + half, (bin.count - half) * sizeof(void*));
     bin.count -= half;
   }
-  if constexpr (kCheapChecks) *word = g_tcache_key;
   bin.slots[bin.count++] = p;
 }
 

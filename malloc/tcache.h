@@ -50,72 +50,68 @@ inline constexpr std::array<std::uint16_t, kClasses + 1> kTCacheOffset = [] {
   return off;
 }();
 
-// The class the free path gives a slab tag that is not a malloc class's:
-// its bin never has room, so such a pointer reaches the slow path (and its
-// report) before anything is written to it.
-inline constexpr unsigned kNoClass = kClasses;
-
 struct TCache {
   struct Bin {
     void** slots;         // this class's part of `storage`
     std::uint32_t count;  // objects on the stack
-    std::uint32_t max;    // 0 in the placeholder caches and for kNoClass: nothing is ever pushed
+    std::uint32_t max;    // 0 in the placeholder caches: nothing is ever pushed
   };
-  Bin bins[kClasses + 1];
+  Bin bins[kClasses];
   void* storage[kTCacheOffset[kClasses]];
 };
 
-// What the free path needs about the cache whose pages carry slab tag t,
-// in one entry indexed by t (tags are cache ids + 1, at most
-// MSLAB_MAX_CACHES): the malloc class it serves and its slabs' geometry, for
-// the start-of-object check without reading a slab header. capacity is 0
-// for every tag that is not a malloc class's, so that check fails there.
-// An entry is written once, before its class cache is published.
-struct alignas(32) TagClass {
+// Class c's cache has the reserved cache id kFirstClassCacheId + c
+// (CacheOptions::reserved_id), so its slabs' pages carry the tag
+// kFirstClassCacheId + c + 1, and a free learns the class from the page's
+// tag by a subtraction: no table.
+inline constexpr std::uint32_t kFirstClassCacheId = 0;
+static_assert(kFirstClassCacheId + kClasses <= kReservedCacheIds);
+
+/// The class whose cache's slabs carry owner tag `owner` (any owner hint),
+/// or a value ≥ kClasses for any other tag (another cache's slab, a
+/// medium block, a free or foreign page).
+MSLAB_ALWAYS_INLINE std::uint32_t class_of_tag(std::uint32_t owner) noexcept {
+  return (owner & ~kOwnerHintMask) - owner_tag(BlockKind::kSlab, kFirstClassCacheId + 1);
+}
+
+// Class c's slab geometry, for the exact start-of-object check without
+// reading a slab header. Written once, before the class cache is published.
+struct alignas(32) ClassGeometry {
   ExactDivisor divisor;          // by the stride
   std::uint32_t offset_mask;     // slab bytes - 1 (slabs are aligned to their size)
   std::uint32_t objects_offset;  // of slot 0 from the slab start
-  std::uint32_t capacity;        // objects per slab; 0: not a malloc class
-  std::uint32_t cls_code;        // the class ^ kNoClass: a zeroed entry reads kNoClass
+  std::uint32_t capacity;        // objects per slab
 };
-static_assert(sizeof(TagClass) == 32);
 
-extern TagClass g_tag_class[MSLAB_MAX_CACHES + 1];
+extern ClassGeometry g_class_geometry[kClasses];
 extern std::uint64_t g_tcache_key;
-
-/// Index into g_tag_class of an owner tag (its owner hint dropped), or a
-/// value above MSLAB_MAX_CACHES for a tag that is not a slab's.
-MSLAB_ALWAYS_INLINE std::uint32_t slab_tag_index(std::uint32_t owner) noexcept {
-  return (owner & ~kOwnerHintMask) - owner_tag(BlockKind::kSlab, 0);
-}
 
 /// True when `p` is the start of an object of a malloc class's slab; sets
 /// `*cls` to the class. Any pointer is safe to ask about.
 MSLAB_ALWAYS_INLINE bool small_object_class(const void* p, unsigned* cls) noexcept {
-  const std::uint32_t t = slab_tag_index(owner_tag_of(p));
-  if (MSLAB_UNLIKELY(t > MSLAB_MAX_CACHES)) return false;
-  const TagClass& info = g_tag_class[t];
-  const std::uint64_t offset = (reinterpret_cast<std::uintptr_t>(p) & info.offset_mask) - std::uint64_t{info.objects_offset};
-  *cls = info.cls_code ^ kNoClass;
-  return info.divisor.index(offset) < info.capacity;
+  const std::uint32_t c = class_of_tag(owner_tag_of(p));
+  if (MSLAB_UNLIKELY(c >= kClasses)) return false;
+  const ClassGeometry& g = g_class_geometry[c];
+  const std::uint64_t offset = (reinterpret_cast<std::uintptr_t>(p) & g.offset_mask) - std::uint64_t{g.objects_offset};
+  *cls = c;
+  return g.divisor.index(offset) < g.capacity;
 }
 
-/// The free path's test: false when `p` is not in a slab's page, or not
-/// 16-byte aligned (every object start is); else true with `*cls` set to
-/// the class, or to kNoClass for another cache's slab (tcache_free() sends
-/// that on to the slow path). With full checks (MSLAB_CHECK_LEVEL=2) it is
+/// The free path's test: true when `p` may be pushed onto a stack as an
+/// object of class `*cls`. With full checks (MSLAB_CHECK_LEVEL=2) it is
 /// small_object_class(): exactly the start of an object. The cheap level
 /// leaves out the start-of-object division, the largest part of a free's
-/// cost beyond mimalloc's (docs/design.md §4.7): a 16-byte aligned pointer
-/// inside an object passes and is reported only if it reaches the class
-/// cache (a stack's flush) before malloc hands it out again. Foreign
-/// pointers and double frees are found exactly at every level.
+/// cost beyond mimalloc's (docs/benchmarks.md, "The chunk arena"): the page
+/// must be a malloc class's slab page and `p` 16-byte aligned (every object
+/// start is), so a 16-byte aligned pointer inside an object passes and is
+/// reported only if it reaches the class cache (a stack's flush) before
+/// malloc hands it out again. Foreign pointers and double frees are found
+/// exactly at every level.
 MSLAB_ALWAYS_INLINE bool free_class(const void* p, unsigned* cls) noexcept {
   if constexpr (kFullChecks) return small_object_class(p, cls);
-  const std::uint32_t t = slab_tag_index(owner_tag_of(p));
-  if (MSLAB_UNLIKELY(t > MSLAB_MAX_CACHES)) return false;
-  *cls = g_tag_class[t].cls_code ^ kNoClass;
-  return (reinterpret_cast<std::uintptr_t>(p) & 15) == 0;
+  const std::uint32_t c = class_of_tag(owner_tag_of(p));
+  *cls = c;
+  return c < kClasses && (reinterpret_cast<std::uintptr_t>(p) & 15) == 0;
 }
 
 // This thread's stacks. Starts as a placeholder with every max = 0 (the
@@ -123,14 +119,12 @@ MSLAB_ALWAYS_INLINE bool free_class(const void* p, unsigned* cls) noexcept {
 // exit, so late frees go straight to the slab layer.
 extern constinit thread_local TCache* tl_tcache __attribute__((tls_model("initial-exec")));
 
-/// Records class `c`'s geometry under the owner tag of its cache's slabs
-/// (called when the cache is created, before it is published).
-void tcache_register_class(unsigned c, std::uint32_t tag) noexcept;
+/// Records class `c`'s slab geometry (called when its cache is created,
+/// before it is published).
+void tcache_register_class(unsigned c) noexcept;
 
-/// A push that found no room: sends a kNoClass pointer to free_slow();
-/// else creates this thread's stacks, or frees the older half of a full
-/// one; then checks `p` for a double free and pushes it, or frees it to the
-/// cache.
+/// A push that found no room: creates this thread's stacks, or frees the
+/// older half of a full one; then pushes `p` or frees it to the cache.
 void tcache_push_slow(void* p, unsigned c) noexcept;
 
 /// The stack of class `c` is empty: refills it with a batch from the
@@ -154,17 +148,15 @@ MSLAB_ALWAYS_INLINE void* tcache_pop(unsigned c) noexcept {
   return p;
 }
 
-/// Frees `p`, an object of class `c`, or a pointer of class kNoClass
-/// (free_class()). The object's first word is read and written only once
-/// the class is known to be a malloc class's.
+/// Frees `p`, an object of class `c` (free_class()).
 MSLAB_ALWAYS_INLINE void tcache_free(void* p, unsigned c) noexcept {
+  if constexpr (kCheapChecks) {
+    auto* word = static_cast<std::uint64_t*>(p);
+    if (MSLAB_UNLIKELY(*word == g_tcache_key)) return tcache_double_free(p);
+    *word = g_tcache_key;
+  }
   TCache::Bin& bin = tl_tcache->bins[c];
   if (MSLAB_LIKELY(bin.count < bin.max)) {
-    if constexpr (kCheapChecks) {
-      auto* word = static_cast<std::uint64_t*>(p);
-      if (MSLAB_UNLIKELY(*word == g_tcache_key)) return tcache_double_free(p);
-      *word = g_tcache_key;
-    }
     bin.slots[bin.count++] = p;
     return;
   }

@@ -356,6 +356,7 @@ TEST_CASE("slab cache: invalid options return nullptr and a CacheError and never
       {"align 24", {.name = "bad", .object_size = 64, .align = 24}, "power of two"},
       {"align 8192", {.name = "bad", .object_size = 64, .align = 8192}, "4096"},
       {"null name", {.name = nullptr, .object_size = 64}, "name"},
+      {"reserved id out of range", {.name = "bad", .object_size = 64, .reserved_id = kReservedCacheIds}, "range"},
   };
   for (const Bad& b : bad) {
     CAPTURE(b.what);
@@ -1051,4 +1052,40 @@ TEST_CASE("slab cache: isolate_listed isolates only still-detached slabs of the 
   cache->flush_thread_cache();
   other->flush_thread_cache();
   CHECK_VALID(*cache);
+}
+
+// The general allocator's classes rely on this: a reserved id is the one
+// asked for, so the pages' tag is known in advance; other caches never get
+// a reserved id.
+TEST_CASE("slab cache: a reserved id gives that tag to the cache's pages; other caches never get one") {
+  mslab::test::ErrorRecorder errors;
+  TestPages owner(mslab::test::steady_policy());
+  // The last reserved id: the general allocator uses the first 41.
+  const std::uint32_t id = kReservedCacheIds - 1;
+  SlabCache* reserved = SlabCache::create({.name = "reserved", .object_size = 48, .pages = &owner.get(), .reserved_id = id});
+  REQUIRE(reserved != nullptr);
+  SlabCache* plain = SlabCache::create({.name = "plain", .object_size = 48, .pages = &owner.get()});
+  REQUIRE(plain != nullptr);
+  void* a = reserved->alloc();
+  void* b = plain->alloc();
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  const auto cache_tag = [](const void* p) { return detail::owner_tag_of(p) & ~detail::kOwnerHintMask; };
+  CHECK(cache_tag(a) == detail::owner_tag(BlockKind::kSlab, id + 1));
+  CHECK(cache_tag(b) > detail::owner_tag(BlockKind::kSlab, kReservedCacheIds));
+  // Taken: a second cache cannot have it.
+  CacheError error{ErrorCode::kCorruption, nullptr};
+  CHECK(SlabCache::create({.name = "again", .object_size = 48, .pages = &owner.get(), .reserved_id = id}, &error) == nullptr);
+  CHECK(error.code == ErrorCode::kInvalidArgument);
+  REQUIRE(error.message != nullptr);
+  CHECK(mslab::test::contains(error.message, "in use"));
+  reserved->free(a);
+  plain->free(b);
+  CHECK(reserved->destroy().live_objects == 0);
+  CHECK(plain->destroy().live_objects == 0);
+  // Free again once its cache is destroyed.
+  SlabCache* next = SlabCache::create({.name = "next", .object_size = 48, .pages = &owner.get(), .reserved_id = id});
+  REQUIRE(next != nullptr);
+  CHECK(next->destroy().live_objects == 0);
+  CHECK(errors.count() == 0);
 }

@@ -181,6 +181,39 @@ TEST_CASE("bad pointers are reported and ignored") {
   CHECK(mslab::realloc(local, 10) == nullptr);
 }
 
+// free() reads the class off the page's tag (tcache.h, class_of_tag()):
+// each class's cache has its reserved id, and a slab of any other cache is
+// refused before free() writes a byte of it.
+TEST_CASE("small objects' pages carry their class's tag; another cache's object is refused, untouched") {
+  for (const std::size_t n : {std::size_t{1}, std::size_t{48}, std::size_t{100}, std::size_t{1000}, detail::kSmallMax}) {
+    CAPTURE(n);
+    void* p = mslab::malloc(n);
+    REQUIRE(p != nullptr);
+    CHECK(detail::class_of_tag(detail::owner_tag_of(p)) == detail::class_of(n));
+    mslab::free(p);
+  }
+  void* medium = mslab::malloc(100000);
+  REQUIRE(medium != nullptr);
+  CHECK(detail::class_of_tag(detail::owner_tag_of(medium)) >= detail::kClasses);
+  mslab::free(medium);
+
+  SlabCache* other = SlabCache::create({.name = "not-malloc", .object_size = 48});
+  REQUIRE(other != nullptr);
+  auto* q = static_cast<unsigned char*>(other->alloc());
+  REQUIRE(q != nullptr);
+  std::memset(q, 0x5A, 48);
+  {
+    test::ErrorCapture errors;
+    mslab::free(q);
+    CHECK(errors.saw(ErrorCode::kForeignPointer));
+  }
+  bool untouched = true;
+  for (int i = 0; i < 48; ++i) untouched = untouched && q[i] == 0x5A;
+  CHECK(untouched);
+  other->free(q);
+  CHECK(other->destroy().live_objects == 0);
+}
+
 TEST_CASE("out of memory through the memory limit: nullptr and ENOMEM, then recovery") {
   mslab::trim();
   set_memory_limit(os::reserved_bytes() + (std::size_t{8} << 20));
