@@ -18,6 +18,15 @@ std::uintptr_t g_base = 0;            // the arena's first byte once reserved
 std::uintptr_t g_next = kFirstChunk;  // chunks never taken start here
 std::uint32_t* g_returned = nullptr;  // indexes of chunks given back (a stack in the arena's map)
 std::size_t g_returned_count = 0;
+// Which chunks are taken: a tags page describes two chunks and is purged
+// once neither is.
+std::uint64_t g_taken[(kArenaChunks + 63) / 64];
+
+bool taken(std::uintptr_t index) noexcept { return (g_taken[index / 64] >> (index % 64)) & 1; }
+void set_taken(std::uintptr_t index, bool on) noexcept {
+  const std::uint64_t bit = std::uint64_t{1} << (index % 64);
+  g_taken[index / 64] = on ? g_taken[index / 64] | bit : g_taken[index / 64] & ~bit;
+}
 
 // Caller holds g_lock. The key is stored last (release): a lookup that sees
 // it sees the (zero-filled) maps.
@@ -52,14 +61,26 @@ char* arena_take_chunk() noexcept {
   } else {
     return nullptr;
   }
+  set_taken(index, true);
   return reinterpret_cast<char*>(g_base + (index << kChunkShift));
 }
 
 void arena_give_back_chunk(char* chunk_base) noexcept {
-  // Purged outside the lock: madvise may take a while on a resident chunk.
+  // The chunk and its own pages of the maps (page-aligned: 4 KiB of words
+  // and 16 KiB of page descriptors a chunk) are purged outside the lock:
+  // madvise may take a while on a resident chunk.
+  static_assert(kPagesPerChunk * sizeof(std::uint64_t) == 4096 && kChunkPagesBytes % 4096 == 0);
   os::purge(chunk_base, kChunkSize);
+  os::purge(&block_word(chunk_base), kPagesPerChunk * sizeof(std::uint64_t));
+  os::purge(chunk_pages_area(chunk_base), kChunkPagesBytes);
+  const std::uintptr_t index = (reinterpret_cast<std::uintptr_t>(chunk_base) - g_base) >> kChunkShift;
   std::lock_guard guard(g_lock);
-  g_returned[g_returned_count++] = static_cast<std::uint32_t>((reinterpret_cast<std::uintptr_t>(chunk_base) - g_base) >> kChunkShift);
+  set_taken(index, false);
+  // Its tags (all 0 now) share a page with the other chunk of the pair:
+  // purged once that one is not taken either, which the lock keeps so.
+  static_assert(2 * kPagesPerChunk * sizeof(std::uint32_t) == 4096);
+  if (!taken(index ^ 1)) os::purge(page_tags(reinterpret_cast<char*>(g_base + ((index & ~std::uintptr_t{1}) << kChunkShift))), 4096);
+  g_returned[g_returned_count++] = static_cast<std::uint32_t>(index);
 }
 
 void arena_publish(const char* chunk_base, ChunkDesc* desc) noexcept {

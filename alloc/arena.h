@@ -13,13 +13,15 @@
 // the compare, or lands on a page whose tag is 0.
 //
 // Layout, from the base: tags (4 bytes a page of the arena), block words
-// (8 bytes a page), descriptor pointers (8 bytes a chunk), the stack of
-// chunks given back (4 bytes a chunk), then the chunks. Everything is
-// reserved with MAP_NORESERVE on first use: address space only. A page of
-// the maps becomes resident when a chunk it describes is first used (2 KiB
-// of tags, 4 KiB of words a chunk); a chunk's memory becomes resident when
-// touched and goes back to the OS when its page allocator releases it (the
-// range stays reserved, so a chunk taken again reads as zero). The arena's
+// (8 bytes a page), the page allocator's page descriptors (16 KiB a
+// chunk), descriptor pointers (8 bytes a chunk), the stack of chunks given
+// back (4 bytes a chunk), then the chunks. Everything is reserved with
+// MAP_NORESERVE on first use: address space only. A chunk's share of the
+// maps (2 KiB of tags, 4 KiB of words, 16 KiB of page descriptors) becomes
+// resident as the chunk is used and goes back to the OS with the chunk's
+// memory when its page allocator releases it (the tags' page once both
+// chunks it describes are released); the range stays reserved, so a chunk
+// taken again reads as zero, and so do its maps. The arena's
 // size (MSLAB_ARENA_SHIFT, 256 GiB by default) bounds the memory of all
 // page allocators together; huge allocations of the malloc layer are
 // separate mappings.
@@ -57,7 +59,9 @@ inline constexpr std::uintptr_t kArenaChunks = kArenaBytes >> kChunkShift;
 // Offsets of the maps from the arena's base, and the first chunk's index.
 inline constexpr std::uintptr_t kTagsOffset = 0;
 inline constexpr std::uintptr_t kWordsOffset = kTagsOffset + kArenaPages * sizeof(std::uint32_t);
-inline constexpr std::uintptr_t kDescsOffset = kWordsOffset + kArenaPages * sizeof(std::uint64_t);
+inline constexpr std::size_t kChunkPagesBytes = 16384;  // a chunk's page descriptors (page_allocator.h)
+inline constexpr std::uintptr_t kPagesOffset = kWordsOffset + kArenaPages * sizeof(std::uint64_t);
+inline constexpr std::uintptr_t kDescsOffset = kPagesOffset + kArenaChunks * kChunkPagesBytes;
 inline constexpr std::uintptr_t kReturnedOffset = kDescsOffset + kArenaChunks * sizeof(void*);
 inline constexpr std::uintptr_t kFirstChunk =
     (kReturnedOffset + kArenaChunks * sizeof(std::uint32_t) + kChunkSize - 1) >> kChunkShift;
@@ -97,6 +101,12 @@ template <class T, std::uintptr_t map_offset, unsigned unit_shift>
   return *arena_map_entry<std::atomic<std::uint64_t>, kWordsOffset, kPageShift>(block);
 }
 
+/// The kChunkPagesBytes reserved for the page descriptors of the chunk at
+/// `chunk_base` (a range from arena_take_chunk()): zero when it is taken.
+[[gnu::always_inline]] inline void* chunk_pages_area(const char* chunk_base) noexcept {
+  return arena_map_entry<char[kChunkPagesBytes], kPagesOffset, kChunkShift>(chunk_base);
+}
+
 /// The descriptor of the chunk holding `p`, or nullptr if no page allocator
 /// holds that address. Lock-free; any thread. A concurrent release of the
 /// chunk may make the answer stale: callers only look up pointers they hold.
@@ -113,9 +123,9 @@ template <class T, std::uintptr_t map_offset, unsigned unit_shift>
 /// caller does that.
 char* arena_take_chunk() noexcept;
 
-/// Gives a chunk's range back: purges its memory and makes it available to
-/// arena_take_chunk(). Its descriptor must be unpublished first.
-/// Thread-safe.
+/// Gives a chunk's range back: purges its memory and its share of the maps
+/// and makes it available to arena_take_chunk(). Its descriptor must be
+/// unpublished first and every page of it free (tag 0). Thread-safe.
 void arena_give_back_chunk(char* chunk_base) noexcept;
 
 /// Publishes (or, with nullptr, clears) the descriptor of the chunk at

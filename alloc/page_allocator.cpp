@@ -131,6 +131,8 @@ ChunkDesc* PageAllocatorImpl::map_chunk() noexcept {
     return nullptr;
   }
   new (chunk) ChunkDesc{};
+  chunk->pages = static_cast<PageDesc*>(chunk_pages_area(base));  // zero-filled: value-initialised PageDescs
+  for (std::size_t i = 0; i < kPagesPerChunk; ++i) new (&chunk->pages[i]) PageDesc{};
   chunk->base = base;
   chunk->owner = this;
   chunk->free_pages = kPagesPerChunk;
@@ -411,7 +413,7 @@ PageResidency PageAllocatorImpl::residency() const noexcept {
   PageResidency r{};
   for (const ChunkDesc& chunk : chunks_) {
     r.chunk_bytes += os::resident_in(chunk.base, kChunkSize);
-    r.desc_bytes += sizeof(ChunkDesc);
+    r.desc_bytes += sizeof(ChunkDesc) + kChunkPagesBytes;
   }
   for (const FreeList& list : free_lists_)
     for (const PageDesc& head : list) r.free_bytes += os::resident_in(head.block, order_bytes(head.order));

@@ -37,8 +37,9 @@ using ListHook = boost::intrusive::list_member_hook<boost::intrusive::link_mode<
 inline constexpr std::uint8_t kPagePurged = 1;  // page's memory given back to the OS
 inline constexpr std::uint8_t kPageDirty = 2;   // free head: some page may be resident
 
-// One per 4 KiB page, 32 bytes, kept out of line (in ChunkDesc) so that free
-// memory is never touched and can stay purged.
+// One per 4 KiB page, 32 bytes, kept out of line (in the arena's map of
+// page descriptors, arena.h) so that free memory is never touched and can
+// stay purged.
 struct PageDesc {
   ListHook free_hook;  // free_lists_[order] while a free head
   char* block;                                     // start of the block this page belongs to
@@ -70,8 +71,10 @@ constexpr std::uint32_t owner_tag(BlockKind kind, std::uint32_t tag) noexcept {
 inline constexpr unsigned kOwnerHintShift = 13;
 inline constexpr std::uint32_t kOwnerHintMask = std::uint32_t{0x7FF} << kOwnerHintShift;
 
+static_assert(sizeof(PageDesc) * kPagesPerChunk == kChunkPagesBytes);
+
 struct ChunkDesc {
-  PageDesc pages[kPagesPerChunk];
+  PageDesc* pages;  // kPagesPerChunk of them, in the arena's map (chunk_pages_area())
   ListHook chunk_hook;  // the owner's list of chunks
   char* base;
   PageAllocatorImpl* owner;

@@ -69,7 +69,7 @@ TEST_CASE("arena: a block's word is zero when the block is handed out") {
   for (void* q : taken) pages.free(q, 2);
 }
 
-TEST_CASE("arena: a chunk given back is taken again first, zero-filled, and its memory leaves RSS") {
+TEST_CASE("arena: a chunk given back is taken again first, zero-filled, and its memory and maps leave RSS") {
   char* chunk = detail::arena_take_chunk();
   REQUIRE(chunk != nullptr);
   CHECK(detail::in_arena(chunk));
@@ -77,8 +77,17 @@ TEST_CASE("arena: a chunk given back is taken again first, zero-filled, and its 
   CHECK(detail::chunk_of(chunk) == nullptr);  // nobody published a descriptor
   std::memset(chunk, 0xA5, kChunkSize);
   CHECK(os::resident_in(chunk, kChunkSize) == kChunkSize);
+  // Its share of the maps: a page of block words, 16 KiB of page descriptors.
+  auto* words = &detail::block_word(chunk);
+  auto* descs = static_cast<char*>(detail::chunk_pages_area(chunk));
+  words[kPagesPerChunk - 1].store(1, std::memory_order_relaxed);
+  std::memset(descs, 0x5A, detail::kChunkPagesBytes);
+  CHECK(os::resident_in(words, kPageSize) == kPageSize);
+  CHECK(os::resident_in(descs, detail::kChunkPagesBytes) == detail::kChunkPagesBytes);
   detail::arena_give_back_chunk(chunk);
   CHECK(os::resident_in(chunk, kChunkSize) == 0);
+  CHECK(os::resident_in(words, kPageSize) == 0);
+  CHECK(os::resident_in(descs, detail::kChunkPagesBytes) == 0);
   char* again = detail::arena_take_chunk();
   CHECK(again == chunk);
   bool zero = true;
