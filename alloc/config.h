@@ -6,8 +6,9 @@
 //                                 interior pointer, double free). Default.
 //                       2 full  : also the expensive checks and the validate()
 //                                 walks; CI's sanitizer builds use it.
-//   MSLAB_MAX_CACHES    caches that may exist at once (each owns a slot in
-//                       every thread's cache table). Default 4096.
+//   MSLAB_MAX_CACHES    cache ids (each owns a slot in every thread's cache
+//                       table); the first 64 are given only on request
+//                       (CacheOptions::reserved_id). Default 4096.
 //   MSLAB_ARENA_SHIFT   log2 of the chunk arena's size (alloc/arena.h), the
 //                       bound on all page-allocator memory. Default 38
 //                       (256 GiB of address space), 34 … 44.

@@ -14,10 +14,10 @@ namespace mslab::detail {
 namespace {
 
 constexpr std::size_t kRegionSize = std::size_t{1} << 20;
-// Larger records get their own mapping, unmapped when freed: a chunk
-// descriptor (16 KiB and a few words) is one, so a page allocator that unmaps chunks leaves
-// nothing of theirs resident (a pooled record keeps its first and last
-// pages when freed).
+// Larger records get their own mapping, unmapped when freed (a thread's
+// heap, the huge-block registry, the defragmenter's scratch arrays), so
+// that nothing of theirs stays resident (a pooled record keeps its first and last pages
+// when freed).
 constexpr std::size_t kMaxPooled = 16 * 1024;
 constexpr std::size_t kClasses = kMaxPooled / kMetaAlign;  // one list per 64 B step
 
@@ -84,10 +84,9 @@ void meta_free(void* ptr, std::size_t size) noexcept {
     pool().mapped.fetch_sub(round_to_pages(size), std::memory_order_relaxed);
     return;
   }
-  // A pooled record spanning whole pages (a chunk descriptor is 16 KiB and a few words)
-  // gives them back to the OS: a page allocator that unmaps most of its
-  // chunks must not keep their descriptors resident. The first page keeps
-  // the free-list link; meta_alloc() zeroes a reused record anyway.
+  // A pooled record spanning whole pages gives them back to the OS: a
+  // freed working array must not stay resident. The first page keeps the
+  // free-list link; meta_alloc() zeroes a reused record anyway.
   const std::size_t page = os::page_size();
   const auto begin = (reinterpret_cast<std::uintptr_t>(ptr) + sizeof(FreeRecord) + page - 1) & ~(page - 1);
   const auto end = (reinterpret_cast<std::uintptr_t>(ptr) + size) & ~(page - 1);
