@@ -103,9 +103,11 @@ MSLAB_ALWAYS_INLINE bool small_object_class(const void* p, unsigned* cls) noexce
 /// leaves out the start-of-object division, the largest part of a free's
 /// cost beyond mimalloc's (docs/benchmarks.md, "The chunk arena"): the page
 /// must be a malloc class's slab page and `p` 16-byte aligned (every object
-/// start is), so a 16-byte aligned pointer inside an object passes and is
-/// reported only if it reaches the class cache (a stack's flush) before
-/// malloc hands it out again. Foreign pointers and double frees are found
+/// start is), so a 16-byte aligned pointer into such a slab that is not an
+/// object's start (inside an object, or in the slab's header and slot
+/// metadata) passes and is reported only if it reaches the class cache (a
+/// stack's flush) before malloc hands it out again — like a wild pointer in
+/// mimalloc's release build. Foreign pointers and double frees are found
 /// exactly at every level.
 MSLAB_ALWAYS_INLINE bool free_class(const void* p, unsigned* cls) noexcept {
   if constexpr (kFullChecks) return small_object_class(p, cls);
