@@ -352,7 +352,7 @@ MSLAB_ALWAYS_INLINE void SlabCache::free(void* object) noexcept {
   // owner hint says so without a read of the slab header; only this thread
   // puts its own hint on a slab or takes it off. A thread without a heap
   // (g_no_heap) or without a number has a hint that no tag carries.
-  if (MSLAB_LIKELY(hint == detail::tl_heap->owner_hint)) {
+  if (MSLAB_LIKELY(hint == detail::tl_owner_hint)) {
     // A slab this thread owns: only this thread touches its local lists.
     // Two loads, not one of the slot's whole word: the allocation that
     // handed this object out may have stored its link a moment ago (LIFO

@@ -18,6 +18,7 @@ namespace mslab::detail {
 
 constinit ThreadHeap g_no_heap{.owner_hint = kNoOwnerHint, .max_id_used = 0, .entries = {}, .record = nullptr};
 constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec"))) = &g_no_heap;
+constinit thread_local std::uint32_t tl_owner_hint __attribute__((tls_model("initial-exec"))) = kNoOwnerHint;
 
 // Every thread heap, so that a destroyed cache's entries can be cleared
 // in all of them (ThreadHeap itself stays a plain struct: g_no_heap is
@@ -82,7 +83,10 @@ Registry& registry() noexcept {
 void on_thread_exit(void* arg) noexcept {
   auto* heap = static_cast<ThreadHeap*>(arg);
   flush_heap(heap, /*release=*/true);  // detaches every owned slab: no tag keeps the hint
-  if (tl_heap == heap) tl_heap = &g_no_heap;
+  if (tl_heap == heap) {
+    tl_heap = &g_no_heap;
+    tl_owner_hint = kNoOwnerHint;
+  }
   {
     Registry& r = registry();
     std::lock_guard guard(r.lock);
@@ -152,6 +156,7 @@ ThreadHeap* create_thread_heap() noexcept {
     r.heaps.push_back(*heap->record);
   }
   tl_heap = heap;
+  tl_owner_hint = heap->owner_hint;
   pthread_setspecific(key, heap);
   return heap;
 }

@@ -77,6 +77,9 @@ static_assert(MSLAB_MAX_CACHES < (1u << kOwnerHintShift), "a slab tag (cache id 
 extern constinit thread_local ThreadHeap* tl_heap __attribute__((tls_model("initial-exec")));
 /// Never written: empty entries, owner_hint kNoOwnerHint.
 extern constinit ThreadHeap g_no_heap;
+/// tl_heap->owner_hint, kept beside it so that a free compares its page
+/// tag's hint with one thread-local load, not two dependent ones.
+extern constinit thread_local std::uint32_t tl_owner_hint __attribute__((tls_model("initial-exec")));
 
 /// This thread's own heap, or nullptr while it has none.
 inline ThreadHeap* current_heap() noexcept {
