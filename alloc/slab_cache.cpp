@@ -92,6 +92,12 @@ SlabCache* SlabCache::create(const CacheOptions& options, CacheError* error) noe
   cache->entry_offset_ =
       static_cast<std::uint32_t>(offsetof(ThreadHeap, entries) + cache->id_ * sizeof(ThreadHeap::Entry));
   cache->slab_tag_ = detail::owner_tag(BlockKind::kSlab, cache->tag_);
+  // objects_offset fits its 20 bits: a header, the slot metadata of at most
+  // kMaxSlabObjects slots and alignment padding below kMaxObjectAlign.
+  static_assert(sizeof(detail::Slab) + detail::kSlotMetadata * detail::kMaxSlabObjects + kMaxObjectAlign <=
+                kFreeWordOffsetMask);
+  cache->free_word_ = std::uint64_t{cache->slab_tag_} << kFreeWordTagShift |
+                      std::uint64_t{cache->divisor_.shift} << kFreeWordShiftShift | cache->objects_offset_;
   return cache;
 }
 
