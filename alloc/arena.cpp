@@ -4,6 +4,7 @@
 
 #include <mutex>
 
+#include "alloc/fork.h"
 #include "alloc/platform.h"
 
 namespace mslab::detail {
@@ -88,11 +89,6 @@ void arena_publish(const char* chunk_base, ChunkDesc* desc) noexcept {
   arena_map_entry<std::atomic<ChunkDesc*>, kDescsOffset, kChunkShift>(chunk_base)->store(desc, std::memory_order_release);
 }
 
-void arena_lock_for_fork(bool lock) noexcept {
-  if (lock)
-    g_lock.lock();
-  else
-    g_lock.unlock();
-}
+void arena_lock_for_fork(bool lock) noexcept { set_fork_lock(g_lock, lock); }
 
 }  // namespace mslab::detail

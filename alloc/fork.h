@@ -1,11 +1,12 @@
 // Fork support: the three pthread_atfork handlers that make fork() safe
 // while other threads allocate. prepare takes every lock of the slab layer
 // in the documented order (cache registry → each cache → the global page
-// allocator → the metadata pool); parent and child release them, so the
+// allocator → the chunk arena → the metadata pool); parent and child
+// release them, so the
 // child never inherits a lock held by a thread that does not exist there.
 // The malloc layer registers them; a program using slab caches directly
 // may register them itself. Depends on: thread_heap, page_allocator,
-// meta_pool.
+// arena, meta_pool (the .cpp; this header on nothing).
 #pragma once
 
 namespace mslab {
@@ -31,4 +32,17 @@ void register_fork_handlers() noexcept;
 /// to the child, which is correct but not reclaimed.
 void fork_child() noexcept;
 
+namespace detail {
+
+/// The body of each layer's lock-for-fork hook: takes `m` (prepare) or
+/// releases it (parent, child).
+template <class Mutex>
+void set_fork_lock(Mutex& m, bool lock) noexcept {
+  if (lock)
+    m.lock();
+  else
+    m.unlock();
+}
+
+}  // namespace detail
 }  // namespace mslab

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "alloc/fork.h"
 #include "alloc/platform.h"
 
 namespace mslab::detail {
@@ -100,11 +101,6 @@ void meta_free(void* ptr, std::size_t size) noexcept {
 
 std::size_t meta_mapped_bytes() noexcept { return pool().mapped.load(std::memory_order_relaxed); }
 
-void meta_lock_for_fork(bool lock) noexcept {
-  if (lock)
-    pool().lock.lock();
-  else
-    pool().lock.unlock();
-}
+void meta_lock_for_fork(bool lock) noexcept { set_fork_lock(pool().lock, lock); }
 
 }  // namespace mslab::detail

@@ -14,6 +14,7 @@
 
 #include "alloc/config.h"
 #include "alloc/error.h"
+#include "alloc/fork.h"
 #include "alloc/meta_pool.h"
 #include "alloc/platform.h"
 
@@ -80,12 +81,7 @@ class PageAllocatorImpl {
     policy_ = policy;
     maintain(now_ms(), false);
   }
-  void lock_for_fork(bool lock) noexcept {
-    if (lock)
-      lock_.lock();
-    else
-      lock_.unlock();
-  }
+  void lock_for_fork(bool lock) noexcept { set_fork_lock(lock_, lock); }
 
  private:
   using FreeList = bi::list<PageDesc, bi::member_hook<PageDesc, ListHook, &PageDesc::free_hook>,

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "alloc/fork.h"
 #include "alloc/meta_pool.h"
 #include "alloc/platform.h"
 
@@ -139,11 +140,6 @@ HugeStats huge_stats() noexcept {
   return {g_huge.count, g_huge.bytes};
 }
 
-void huge_lock_for_fork(bool lock) noexcept {
-  if (lock)
-    g_huge.lock.lock();
-  else
-    g_huge.lock.unlock();
-}
+void huge_lock_for_fork(bool lock) noexcept { set_fork_lock(g_huge.lock, lock); }
 
 }  // namespace mslab::detail

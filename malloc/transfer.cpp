@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "alloc/fork.h"
 #include "alloc/meta_pool.h"
 #include "malloc/malloc.h"
 #include "malloc/tcache.h"
@@ -90,11 +91,6 @@ void transfer_drain() noexcept {
   }
 }
 
-void transfer_lock_for_fork(bool lock) noexcept {
-  if (lock)
-    g_lock.lock();
-  else
-    g_lock.unlock();
-}
+void transfer_lock_for_fork(bool lock) noexcept { set_fork_lock(g_lock, lock); }
 
 }  // namespace mslab::detail
